@@ -1,0 +1,259 @@
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Options describe the writer of a ledger handle; every record it appends
+// carries them.
+type Options struct {
+	// Host defaults to os.Hostname().
+	Host string
+	// SessionID defaults to NewSessionID().
+	SessionID string
+	// PID and UID default, when zero, to those of the calling process.
+	PID, UID int
+	// Profile and ProfileHash name the profile in force ("" if none).
+	Profile, ProfileHash string
+	// Mode is the permission of a ledger Open creates; 0 means 0600.
+	Mode fs.FileMode
+	// RedactKeys are the keys whose values are stored as hashes (see
+	// [Redact]); nil means DefaultRedactKeys, an empty non-nil slice none.
+	RedactKeys []string
+	// RedactLimit is the longest string stored whole; 0 means
+	// DefaultRedactLimit, a negative value no limit.
+	RedactLimit int
+}
+
+// ledgerFile is the file a Ledger appends to: the OS file on Linux, a
+// fault-injecting wrapper in tests.
+type ledgerFile interface {
+	Lock() error
+	Unlock() error
+	Size() (int64, error)
+	SamePath() (bool, error)
+	ReadAt(p []byte, off int64) (int, error)
+	Write(p []byte) (int, error)
+	Datasync() error
+	Close() error
+}
+
+// Ledger is an open handle on a ledger file. It is safe for concurrent use:
+// one goroutine per handle writes, and appends that arrive while it is busy
+// are committed together with one write and one sync.
+type Ledger struct {
+	path     string
+	opts     Options // with defaults filled in
+	hdr      header
+	redact   []string
+	limit    int
+	overhead int // line bytes besides event name and data, at most
+
+	f    ledgerFile
+	now  func() time.Time
+	reqs chan *request
+	done chan struct{}
+	dead atomic.Pointer[error]
+
+	mu     sync.RWMutex // held for reading while sending on reqs
+	closed bool
+
+	// Owned by the writer goroutine.
+	known    bool   // end, seq and prev describe the file
+	end      int64  // file size after our last write
+	seq      uint64 // sequence number of the last record
+	prev     [hexLen]byte
+	buf      []byte
+	fileDone bool // f was closed early, after a failed unlock
+}
+
+// Open opens the ledger at path for appending, creating the file (mode
+// o.Mode, 0600 by default) and its parent directories (0700) if missing.
+// Open writes nothing; the first Append writes the genesis record of a new
+// ledger, or a recovery record after a torn write.
+func Open(path string, o Options) (*Ledger, error) {
+	if o.Host == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("open ledger %q: get host name: %w", path, err)
+		}
+		o.Host = h
+	}
+	if o.PID == 0 {
+		o.PID = os.Getpid()
+	}
+	if o.UID == 0 {
+		o.UID = os.Getuid()
+	}
+	if o.Mode == 0 {
+		o.Mode = 0o600
+	}
+	f, err := openFile(path, o.Mode)
+	if err != nil {
+		return nil, err
+	}
+	l, err := newLedger(path, o, f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// maxBatch and maxBatchBytes bound one group commit.
+const (
+	maxBatch      = 4096
+	maxBatchBytes = 16 << 20
+)
+
+func newLedger(path string, o Options, f ledgerFile) (*Ledger, error) {
+	if o.SessionID == "" {
+		o.SessionID = NewSessionID()
+	}
+	hdr, err := newHeader(o.Host, o.SessionID, o.Profile, o.ProfileHash, o.PID, o.UID)
+	if err != nil {
+		return nil, fmt.Errorf("open ledger %q: %w", path, err)
+	}
+	keys := o.RedactKeys
+	if keys == nil {
+		keys = DefaultRedactKeys
+	}
+	limit := o.RedactLimit
+	if limit == 0 {
+		limit = DefaultRedactLimit
+	}
+	probe, _ := appendLine(nil, &hdr, math.MaxUint64, time.Now(), "", nil, &zeroHash)
+	l := &Ledger{
+		path:     path,
+		opts:     o,
+		hdr:      hdr,
+		redact:   keys,
+		limit:    limit,
+		overhead: len(probe),
+		f:        f,
+		now:      time.Now,
+		reqs:     make(chan *request, maxBatch),
+		done:     make(chan struct{}),
+	}
+	go l.run()
+	return l, nil
+}
+
+// Path returns the ledger's file name as given to Open.
+func (l *Ledger) Path() string { return l.path }
+
+// SessionID returns the session id written into every record.
+func (l *Ledger) SessionID() string { return l.opts.SessionID }
+
+// Err returns the error that killed the handle, or nil while it is alive.
+func (l *Ledger) Err() error {
+	if p := l.dead.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (l *Ledger) kill(err error) {
+	l.dead.CompareAndSwap(nil, &err)
+}
+
+// Append records an event of type typ whose data is fields encoded as a
+// JSON object (nil: {}), redacted as Options say.
+//
+// Append returns nil only after the record's line, and every line before
+// it, is on disk: written and fdatasync'ed. On any error the caller must
+// act as if nothing was recorded, and not do what the record was for; the
+// line may or may not be in the file. A write or sync error kills the
+// handle: that Append and every later one fail with an error matching
+// ErrDead. If ctx ends first, Append returns its error.
+func (l *Ledger) Append(ctx context.Context, typ string, fields any) (Record, error) {
+	if err := ctx.Err(); err != nil {
+		return Record{}, fmt.Errorf("append %s to ledger %q: %w", typ, l.path, err)
+	}
+	if !validEventName(typ) || typ == EventGenesis || typ == EventRecovered {
+		return Record{}, fmt.Errorf("append to ledger %q: %w %q", l.path, ErrEventName, typ)
+	}
+	data, err := l.encode(fields)
+	if err != nil {
+		return Record{}, fmt.Errorf("append %s to ledger %q: %w", typ, l.path, err)
+	}
+	if n := l.overhead + len(typ) + len(data); n > MaxLineSize {
+		return Record{}, fmt.Errorf("append %s to ledger %q: %w: %d bytes, limit %d", typ, l.path, ErrTooLarge, n, MaxLineSize)
+	}
+	if err := l.Err(); err != nil {
+		return Record{}, err
+	}
+	req := &request{event: typ, data: data, done: make(chan result, 1)}
+	l.mu.RLock()
+	if l.closed {
+		l.mu.RUnlock()
+		return Record{}, fmt.Errorf("append %s to ledger %q: %w", typ, l.path, ErrClosed)
+	}
+	select {
+	case l.reqs <- req:
+	case <-ctx.Done():
+		l.mu.RUnlock()
+		return Record{}, fmt.Errorf("append %s to ledger %q: %w", typ, l.path, ctx.Err())
+	}
+	l.mu.RUnlock()
+	select {
+	case res := <-req.done:
+		return res.rec, res.err
+	case <-ctx.Done():
+		return Record{}, fmt.Errorf("append %s to ledger %q: %w", typ, l.path, ctx.Err())
+	}
+}
+
+// Log appends ev under its own event type; see Append.
+func (l *Ledger) Log(ctx context.Context, ev Event) (Record, error) {
+	return l.Append(ctx, ev.EventType(), ev)
+}
+
+// encode turns fields into the compact, redacted JSON object stored as the
+// record's data. It runs in the caller's goroutine, so that encoding and
+// redaction of concurrent appends run in parallel.
+func (l *Ledger) encode(fields any) ([]byte, error) {
+	if fields == nil {
+		return []byte("{}"), nil
+	}
+	data, err := json.Marshal(fields)
+	if err != nil {
+		return nil, fmt.Errorf("encode event fields: %w", err)
+	}
+	if len(data) == 0 || data[0] != '{' {
+		return nil, fmt.Errorf("event fields must encode to a JSON object, not %.20q", data)
+	}
+	if len(l.redact) == 0 && l.limit < 0 {
+		return data, nil
+	}
+	return redactJSON(data, l.redact, l.limit)
+}
+
+// Close waits for pending appends to be committed and closes the file.
+// Appends after Close fail with ErrClosed.
+func (l *Ledger) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	close(l.reqs)
+	l.mu.Unlock()
+	<-l.done
+	if l.fileDone {
+		return nil
+	}
+	if err := l.f.Close(); err != nil {
+		return fmt.Errorf("close ledger %q: %w", l.path, err)
+	}
+	return nil
+}

@@ -1,0 +1,161 @@
+package audit
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// DefaultRedactKeys are the keys whose values the ledger stores only as a
+// hash when the profile names none.
+var DefaultRedactKeys = []string{
+	"password", "passwd", "passphrase", "secret", "token", "api_key",
+	"authorization", "cookie", "private_key", "access_key", "credential",
+}
+
+// DefaultRedactLimit is the longest string, in bytes, stored whole.
+const DefaultRedactLimit = 4096
+
+// Redact returns a copy of v, a decoded JSON value (map[string]any, []any,
+// string, json.Number, float64, bool or nil), in which
+//
+//   - the value of every object member whose key matches one of keys is
+//     replaced by {"redacted_sha256": "<hex>"}, and
+//   - every other string longer than limit bytes (limit >= 0) is replaced
+//     by {"truncated": "<first limit bytes>", "length": <bytes>,
+//     "sha256": "<hex>"}.
+//
+// A key matches when, lower-cased and with '_', '-', '.' and spaces removed,
+// it contains a listed key treated the same way: "api_key" matches "apiKey",
+// "X-Api-Key" and "openai_api_key". Matching errs towards hiding too much.
+//
+// The hash of a string is the SHA-256 of its UTF-8 bytes; of any other
+// value, of its compact JSON encoding. A hash lets a reader check a guess
+// or see that two calls passed the same value; it does not hide a value
+// that is easy to guess. Values of other Go types are returned as they are.
+func Redact(v any, keys []string, limit int) any {
+	return redactValue(v, normalizeKeys(keys), limit)
+}
+
+func normalizeKeys(keys []string) []string {
+	out := make([]string, 0, len(keys))
+	for _, k := range keys {
+		if n := normalizeKey(k); n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func normalizeKey(k string) string {
+	var b strings.Builder
+	b.Grow(len(k))
+	for _, r := range strings.ToLower(k) {
+		switch r {
+		case '_', '-', '.', ' ':
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func keyMatches(key string, norm []string) bool {
+	if len(norm) == 0 {
+		return false
+	}
+	k := normalizeKey(key)
+	for _, n := range norm {
+		if strings.Contains(k, n) {
+			return true
+		}
+	}
+	return false
+}
+
+func redactValue(v any, norm []string, limit int) any {
+	switch v := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			if keyMatches(k, norm) {
+				out[k] = map[string]any{"redacted_sha256": hashValue(e)}
+				continue
+			}
+			out[k] = redactValue(e, norm, limit)
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = redactValue(e, norm, limit)
+		}
+		return out
+	case string:
+		if limit >= 0 && len(v) > limit {
+			return map[string]any{
+				"truncated": truncateUTF8(v, limit),
+				"length":    len(v),
+				"sha256":    hashValue(v),
+			}
+		}
+		return v
+	default:
+		return v
+	}
+}
+
+func hashValue(v any) string {
+	var b []byte
+	if s, ok := v.(string); ok {
+		b = []byte(s)
+	} else {
+		var err error
+		if b, err = json.Marshal(v); err != nil {
+			// Not reachable for decoded JSON; hash the error text so the
+			// value is still not stored.
+			b = []byte(err.Error())
+		}
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// truncateUTF8 cuts s to at most n bytes without splitting a character.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// redactJSON applies Redact to an encoded JSON value and re-encodes it
+// compactly, without HTML escaping.
+func redactJSON(data []byte, keys []string, limit int) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("decode event fields for redaction: %w", err)
+	}
+	return encodeCompact(Redact(v, keys, limit))
+}
+
+// encodeCompact encodes v as compact JSON without HTML escaping and without
+// a trailing newline.
+func encodeCompact(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, fmt.Errorf("encode event fields: %w", err)
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}

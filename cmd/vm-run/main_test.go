@@ -1,0 +1,58 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/vm-run/vm-run/sandbox"
+	"github.com/vm-run/vm-run/sandbox/selftest"
+)
+
+// TestMain lets the test binary be vm-run itself in the scripts, including
+// its hidden stages, which re-execute the running binary.
+func TestMain(m *testing.M) {
+	switch os.Args[0] {
+	case sandbox.InitArg0:
+		sandbox.InitMain()
+	case sandbox.NSCheckArg0:
+		os.Exit(0)
+	case selftest.ProbeArg0:
+		os.Exit(selftest.ProbeMain(os.Args[1:]))
+	}
+	testscript.Main(m, map[string]func(){
+		"vm-run": func() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) },
+		// vm-run-status is vm-run that also prints its exit status, so that
+		// scripts can assert the exact status (testscript's ! exec only
+		// knows non-zero).
+		"vm-run-status": func() {
+			code := run(os.Args[1:], os.Stdout, os.Stderr)
+			fmt.Fprintf(os.Stderr, "[exit status %d]\n", code)
+			os.Exit(code)
+		},
+	})
+}
+
+// TestScripts runs the CLI scripts in testdata/script; each names the
+// behaviour or regression it guards in its first comment.
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir: filepath.Join("testdata", "script"),
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("UID", fmt.Sprint(os.Getuid()))
+			// The sandbox runs as nobody when the tests run as root; let it
+			// into the work dir the way a real workspace would be shared.
+			return os.Chmod(env.WorkDir, 0o755)
+		},
+		Condition: func(cond string) (bool, error) {
+			switch cond {
+			case "root":
+				return os.Getuid() == 0, nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
+		},
+	})
+}

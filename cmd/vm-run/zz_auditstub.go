@@ -1,0 +1,5 @@
+//go:build auditstub
+
+package main
+
+type auditCmd struct{}

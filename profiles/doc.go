@@ -1,0 +1,169 @@
+// Package profiles owns vm-run's sandbox profiles: the YAML schema, the
+// built-in profiles, lookup by name, extends:, variables and validation.
+// It turns a name or a path into a [Profile] that is merged, expanded and
+// checked, and says where in which file anything is wrong.
+//
+//	p, err := profiles.Load("strict", profiles.Vars{
+//		Workspace: "/home/ann/src/proj",
+//		Home:      "/home/ann",
+//		TmpDir:    "/tmp",
+//	})
+//	if err != nil {
+//		return err // e.g. my.yaml:12:7: network.mode: want none or loopback, got "lan"
+//	}
+//	out, _ := p.YAML() // what "vm-run profiles show" prints
+//
+// Package profiles decides what a profile says, never whether the machine
+// can do it: the launcher (package sandbox) drops missing optional paths and
+// refuses to start when a required path or kernel feature is missing.
+//
+// # Finding a profile
+//
+// [Load] takes a path (anything containing "/" or ending in ".yaml" or
+// ".yml", relative to the current directory) or a name. A name is looked up
+// as NAME.yaml in, in order:
+//
+//  1. $XDG_CONFIG_HOME/vm-run/profiles, or ~/.config/vm-run/profiles
+//  2. /etc/vm-run/profiles
+//  3. the built-in profiles (this directory, embedded)
+//
+// and the first found wins; [List] shows what shadows what. A file that
+// exists but cannot be read is an error, never a reason to fall back to the
+// next directory. [Loader] makes the directories explicit (tests, tools).
+// Names are letters, digits, ".", "_" and "-", starting with a letter or
+// digit. A file is at most 1 MiB and holds one YAML document.
+//
+// # Built-in profiles
+//
+//   - strict: no network at all; /usr and the other system directories,
+//     language runtimes under $HOME (nvm, pyenv, ~/.local/bin, ~/go/bin,
+//     ~/.cargo/bin) and the workspace are readable and executable, /etc,
+//     /proc and a few /sys files readable; the private ${TMPDIR} is the
+//     only writable place; ~/.npm is an overlay so that npx runs from a
+//     warm cache without writing to it; /dev/null, zero, full, random and
+//     urandom; tmpfs over /tmp, /var/tmp, /run, /var/run, /dev/shm and
+//     /etc/vm-run; every Landlock feature of ABI 6; 4096 open files, no
+//     core dumps; only the locale, terminal and identity variables pass.
+//   - standard: strict, with the workspace writable.
+//   - dev: standard, with network mode loopback and any_port (the
+//     sandbox's own loopback; the host's stays out of reach) and the
+//     unix-sockets syscall group.
+//
+// Read the files for the exact lists: "vm-run profiles show strict".
+//
+// # Schema
+//
+// Every key is optional. Unknown keys, at any depth, are errors, as are
+// values of the wrong type, duplicate keys, YAML anchors, aliases, merge
+// keys (<<) and tags.
+//
+//	name: NAME          # default: the file name without .yaml
+//	description: TEXT   # one line, for "vm-run profiles list"
+//	extends: NAME|PATH  # see Extends
+//	best_effort: BOOL   # default false: a kernel feature the profile needs
+//	                    # and the kernel lacks stops the launch; true runs
+//	                    # anyway with what the kernel has, and says so
+//	filesystem:
+//	  read: [PATH]      # read files, list directories beneath PATH
+//	  exec: [PATH]      # read plus execute
+//	  write: [PATH]     # read plus create, write, truncate, rename, remove
+//	                    # (not execute)
+//	  overlay: [PATH]   # as write, but writes go to a private in-memory
+//	                    # layer discarded at exit; the host copy is unchanged
+//	  devices: [PATH]   # read, write and ioctl on device files
+//	  hide: [PATH]      # an empty tmpfs covers PATH inside the sandbox;
+//	                    # granted paths beneath it are mounted back
+//	network:
+//	  mode: none|loopback  # default none: an empty network namespace;
+//	                       # loopback brings up the sandbox's own lo
+//	  connect_tcp: [PORT]  # loopback only: TCP ports that may be connected
+//	  bind_tcp: [PORT]     # to and bound (Landlock); empty means none
+//	  any_port: BOOL       # loopback only: no Landlock TCP rule at all
+//	landlock:
+//	  require: [FEATURE]   # filesystem, refer, truncate, tcp, ioctl-dev,
+//	                       # scope-abstract-unix, scope-signal,
+//	                       # resolve-unix, udp (see package landlock)
+//	syscalls:
+//	  allow: [GROUP]       # opt-in seccomp groups: [seccomp.OptInGroups]
+//	limits:                # setrlimit(2), soft and hard; unset: inherited
+//	  nofile: COUNT        # open files (not unlimited)
+//	  nproc: COUNT         # processes of the user
+//	  as: SIZE             # address space
+//	  fsize: SIZE          # largest file written
+//	  cpu: TIME            # CPU time
+//	  core: SIZE           # core dump size; 0 for none
+//	  tmp_size: SIZE       # size of the private temp dir (default 256MiB)
+//	env:
+//	  pass: [NAME]         # variables copied from vm-run's environment
+//	  set: {NAME: VALUE}   # variables set; they win over pass
+//	audit:
+//	  ledger: PATH         # the ledger file (default: see package audit);
+//	                       # must lie outside every filesystem entry
+//	  redact: [KEY]        # argument keys whose values the ledger masks
+//
+// PATH is absolute once variables are expanded, and is cleaned. A PATH
+// ending in "?" is optional: the launcher drops it when it does not exist;
+// any other missing path stops the launch. The "?" stays in the [Profile];
+// [SplitOptional] takes it off. PORT is 1 to 65535. NAME (of a variable) is
+// [A-Za-z_][A-Za-z0-9_]*. COUNT is a decimal number, or "unlimited".
+// SIZE is a number of bytes with an optional binary unit: 4096, "64K",
+// "64KiB", "512MiB", "2G" (K, M, G, T, in any case, with or without "i"
+// or "iB", are powers of 1024; "MB" and friends are refused as ambiguous),
+// or "unlimited". TIME is seconds with an optional unit: 30, "90s", "10m",
+// "2h", or "unlimited". Numbers are decimal digits only: no signs, no 0x,
+// no underscores. Lists lose duplicates, keeping the first; where a path is
+// listed both required and optional, required wins.
+//
+// In flow lists ([a, b]) quote entries that end in "?" or use a variable:
+// ["/lib64?", "${HOME}/.npm"]. yaml.v3 cannot read them unquoted there (a
+// syntax error that says so); block lists ("- /lib64?") need no quotes.
+//
+// # Variables
+//
+// In every string value (not in keys, name, description or extends):
+//
+//	${WORKSPACE}  the workspace, the command's working directory
+//	${HOME}       the user's home directory
+//	${TMPDIR}     the sandbox's private temp dir, as seen inside it
+//	$$            a literal "$"
+//
+// Anything else after a "$" is an error at its line and column. Variables
+// are expanded after merging, so a value an extending profile overrides
+// is never expanded; their syntax is checked in every file regardless. A
+// variable that is empty or not an absolute path is an error where used.
+//
+// # Extends
+//
+// extends: names the profile this one builds on: a name, looked up as
+// above, or a path, relative to the directory of the extending file. The
+// chain is read to its end (at most 16 profiles; a cycle is an error that
+// lists it) and merged from the base up, each file over the result so far:
+//
+//   - scalars (strings, numbers, booleans) override;
+//   - mappings merge key by key; a key set to null (~) removes the
+//     inherited key: env.set entries and limits (an inherited limit goes
+//     back to "inherit from vm-run");
+//   - lists append, skipping entries already present; a quoted entry "!X"
+//     removes the inherited entry X (for paths, X with or without its "?"):
+//     landlock.require: ["!tcp"]. Unquoted, !X is a YAML tag, which is
+//     an error that says to quote it. Lists of mappings append all
+//     their entries;
+//   - name, description and extends are the file's own, never inherited.
+//
+// A removal (null or "!X") that finds nothing to remove is an error. A
+// built-in profile extends only built-ins. A profile found by name that
+// extends its own name gets the next one in the search order, so
+// ~/.config/vm-run/profiles/strict.yaml with "extends: strict" refines the
+// built-in strict rather than extending itself.
+//
+// # Errors
+//
+// Problems in a file are [*Error] values that print as file:line:column:
+// path: message, with built-ins named builtin:NAME.yaml. yaml.v3 reports no
+// column for syntax errors, so those print file:line: message.
+//
+// # Output
+//
+// [Profile.YAML] writes the merged, expanded profile as a loadable file, in
+// a stable order; [Profile.Hash] identifies its rules for the ledger.
+package profiles

@@ -1,0 +1,132 @@
+package profiles
+
+import (
+	"math"
+	"strings"
+
+	"github.com/vm-run/vm-run/landlock"
+)
+
+// Profile is a merged, variable-expanded profile: what vm-run enforces.
+// Paths are absolute and cleaned. Fields mirror the YAML schema documented in
+// doc.go; the YAML key of each field is its yaml tag.
+type Profile struct {
+	Name        string `yaml:"name" json:"name" expand:"no"`
+	Description string `yaml:"description,omitempty" json:"description,omitempty" expand:"no"`
+	// Source is where the profile came from: "builtin:strict" or a file path.
+	// For a profile that extends others, the chain, outermost first.
+	Source []string `yaml:"-" json:"source"`
+	// BestEffort allows running when the kernel lacks a feature the profile
+	// names; without it a missing feature stops the launch.
+	BestEffort bool `yaml:"best_effort,omitempty" json:"best_effort,omitempty"`
+
+	Filesystem Filesystem `yaml:"filesystem" json:"filesystem"`
+	Network    Network    `yaml:"network" json:"network"`
+	Landlock   Landlock   `yaml:"landlock" json:"landlock"`
+	Syscalls   Syscalls   `yaml:"syscalls" json:"syscalls"`
+	Limits     Limits     `yaml:"limits" json:"limits"`
+	Env        Env        `yaml:"env" json:"env"`
+	Audit      Audit      `yaml:"audit" json:"audit"`
+}
+
+// Filesystem lists paths by the access granted beneath them. An entry ending
+// in "?" is optional: it is dropped when the path does not exist; any other
+// missing path is an error at launch. Profiles keep the "?" so that the
+// launcher, which sees the real filesystem, decides; see [SplitOptional].
+type Filesystem struct {
+	Read  []string `yaml:"read,omitempty" json:"read,omitempty"`
+	Exec  []string `yaml:"exec,omitempty" json:"exec,omitempty"`
+	Write []string `yaml:"write,omitempty" json:"write,omitempty"`
+	// Overlay lists directories the sandbox sees through a copy-on-write
+	// layer: reads come from the host, writes land in a private in-memory
+	// layer that is discarded when the sandbox exits (overlayfs with a tmpfs
+	// upper directory). For caches a tool insists on writing, such as npm's:
+	// the tool works, the host copy cannot be poisoned. Overlay grants what
+	// Write grants, but only on the private layer; add the path to Exec as
+	// well to run programs from it.
+	Overlay []string `yaml:"overlay,omitempty" json:"overlay,omitempty"`
+	Devices []string `yaml:"devices,omitempty" json:"devices,omitempty"`
+	// Hide lists directories covered by an empty tmpfs inside the sandbox
+	// (host sockets live there: /run, /tmp, /var/run, /dev/shm). Profile
+	// paths beneath a hidden directory are bind-mounted back.
+	Hide []string `yaml:"hide,omitempty" json:"hide,omitempty"`
+}
+
+// Network modes.
+const (
+	NetworkNone     = "none"
+	NetworkLoopback = "loopback"
+)
+
+// Network says what the sandbox's fresh network namespace holds.
+type Network struct {
+	Mode string `yaml:"mode" json:"mode"` // NetworkNone or NetworkLoopback
+	// ConnectTCP and BindTCP are loopback TCP ports allowed by Landlock
+	// when Mode is loopback.
+	ConnectTCP []uint16 `yaml:"connect_tcp,omitempty" json:"connect_tcp,omitempty"`
+	BindTCP    []uint16 `yaml:"bind_tcp,omitempty" json:"bind_tcp,omitempty"`
+	// AnyPort, with Mode loopback, leaves TCP ports to the namespace: the
+	// launcher adds no Landlock TCP rule, so every port of the sandbox's
+	// own loopback can be bound and connected to. Nothing outside the
+	// sandbox is reachable either way: its namespace has only lo.
+	AnyPort bool `yaml:"any_port,omitempty" json:"any_port,omitempty"`
+}
+
+// Landlock names the Landlock features the profile requires.
+type Landlock struct {
+	Require []landlock.Feature `yaml:"require,omitempty" json:"require,omitempty"`
+}
+
+// Syscalls names the seccomp groups the profile opts into (see package
+// seccomp for the list).
+type Syscalls struct {
+	Allow []string `yaml:"allow,omitempty" json:"allow,omitempty"`
+}
+
+// Limits are resource limits (setrlimit) for the sandboxed command. A nil
+// field leaves the inherited limit alone; a set one is both soft and hard.
+// [Unlimited] stands for RLIM_INFINITY. The unit tag says how the YAML value
+// is written (see doc.go): a count, a size in bytes or a time in seconds.
+type Limits struct {
+	NoFile *uint64 `yaml:"nofile,omitempty" json:"nofile,omitempty" unit:"count"`
+	NProc  *uint64 `yaml:"nproc,omitempty" json:"nproc,omitempty" unit:"count"`
+	AS     *uint64 `yaml:"as,omitempty" json:"as,omitempty" unit:"bytes"`
+	FSize  *uint64 `yaml:"fsize,omitempty" json:"fsize,omitempty" unit:"bytes"`
+	CPU    *uint64 `yaml:"cpu,omitempty" json:"cpu,omitempty" unit:"seconds"`
+	Core   *uint64 `yaml:"core,omitempty" json:"core,omitempty" unit:"bytes"`
+	// TmpSize is the size of the private /tmp in bytes (0: 256 MiB).
+	TmpSize uint64 `yaml:"tmp_size,omitempty" json:"tmp_size,omitempty" unit:"bytes"`
+}
+
+// Unlimited is the value of a limit written "unlimited": RLIM_INFINITY,
+// which is all ones on Linux (getrlimit(2)).
+const Unlimited uint64 = math.MaxUint64
+
+// Env says which environment variables reach the command.
+type Env struct {
+	Pass []string          `yaml:"pass,omitempty" json:"pass,omitempty"`
+	Set  map[string]string `yaml:"set,omitempty" json:"set,omitempty"`
+}
+
+// Audit configures the ledger (package audit).
+type Audit struct {
+	Ledger string   `yaml:"ledger,omitempty" json:"ledger,omitempty"`
+	Redact []string `yaml:"redact,omitempty" json:"redact,omitempty"`
+}
+
+// Vars are the values substituted for ${WORKSPACE}, ${HOME} and ${TMPDIR}.
+type Vars struct {
+	Workspace string
+	Home      string
+	TmpDir    string // the sandbox's private temp dir, as seen inside
+}
+
+// SplitOptional splits the optional marker off a profile path: "/lib64?"
+// gives ("/lib64", true), "/usr" gives ("/usr", false). Only one trailing
+// "?" is a marker.
+func SplitOptional(p string) (path string, optional bool) {
+	if path, ok := strings.CutSuffix(p, "?"); ok {
+		return path, true
+	}
+	return p, false
+}

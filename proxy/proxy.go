@@ -1,0 +1,368 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults for Config.
+const (
+	DefaultMaxLine    = 16 << 20 // bytes per message
+	DefaultMaxPending = 1024     // requests in flight per direction
+)
+
+// ErrServerExited is returned by Run when the server's output ended while
+// the client was still connected (the server exited or crashed).
+var ErrServerExited = errors.New("the MCP server closed its output")
+
+// Config configures Run.
+type Config struct {
+	// Policy decides on calls. Nil denies every governed call.
+	Policy *Policy
+	// Workspace is the directory relative path arguments refer to, as the
+	// server sees it. Required.
+	Workspace string
+	// MaxLine bounds one message in bytes (0: DefaultMaxLine). Memory use is
+	// a small multiple of it, whatever the traffic.
+	MaxLine int
+	// MaxPending bounds requests in flight per direction (0:
+	// DefaultMaxPending); a request beyond it is answered with an error.
+	MaxPending int
+	// Recorder receives decisions and outcomes. Required: use Discard to run
+	// without a ledger.
+	Recorder Recorder
+	// Redact names argument keys whose values never reach the Recorder.
+	Redact []string
+	// CallTimeout, if positive, answers a client request the server has not
+	// answered in time with an error and cancels it at the server.
+	CallTimeout time.Duration
+	// Log receives one line per dropped or refused message (nil: discard).
+	Log io.Writer
+	// OnRecorderError is called when the Recorder fails (the call is denied
+	// either way); the launcher may stop.
+	OnRecorderError func(error)
+	// ClientClosed is called once when the client's input ends, after the
+	// server's input has been closed; the launcher may start its grace
+	// period before SIGTERM and SIGKILL.
+	ClientClosed func()
+}
+
+// Run proxies one MCP session over the stdio transport: newline-delimited
+// JSON-RPC 2.0 from client to server and from serverOut to clientOut,
+// enforcing cfg.Policy. Messages no policy concerns pass byte for byte.
+//
+// Run returns when the server's output ends: nil if the client had gone
+// first (its input ended, or writing to it failed), ErrServerExited
+// otherwise, or ctx.Err() when ctx is done. When the
+// client's input ends Run closes server (the server's stdin) and keeps
+// forwarding the server's output until it ends. Requests still waiting for
+// the server then get an error. Run cannot interrupt a Read on client that
+// never returns; the goroutine reading it outlives Run and writes nothing
+// after Run returns.
+func Run(ctx context.Context, cfg Config, client io.Reader, clientOut io.Writer, server io.WriteCloser, serverOut io.Reader) error {
+	p, err := newProxy(cfg, clientOut, server)
+	if err != nil {
+		return err
+	}
+	serverDone := make(chan error, 1)
+	go func() { serverDone <- p.pumpServer(ctx, serverOut) }()
+	go p.pumpClient(ctx, client)
+
+	select {
+	case err = <-serverDone:
+		p.failPending(ctx, "the MCP server exited before answering", OutcomeServerGone)
+		if err == nil && !p.clientGone.Load() {
+			err = ErrServerExited
+		}
+	case <-ctx.Done():
+		p.failPending(ctx, "vm-run is shutting down", OutcomeServerGone)
+		p.toServer.close()
+		if c, ok := serverOut.(io.Closer); ok {
+			c.Close()
+		}
+		err = ctx.Err()
+	}
+	p.stopped.Store(true)
+	p.toClient.close()
+	return err
+}
+
+// proxy is the state of one session.
+type proxy struct {
+	cfg        Config
+	policy     *Policy
+	log        io.Writer
+	toClient   *lineWriter
+	toServer   *lineWriter
+	clientGone atomic.Bool
+	clientEOF  atomic.Bool
+	// stopped is set when Run returns: the goroutine still reading the
+	// client must not reach the Recorder any more.
+	stopped atomic.Bool
+	closeOnce      sync.Once
+	seq            atomic.Uint64
+
+	mu         sync.Mutex
+	fromClient map[string]*pending // client requests awaiting the server
+	fromServer map[string]*pending // server requests awaiting the client
+	hints      map[string]*ToolAnnotations
+}
+
+// pending is a forwarded request awaiting its answer.
+type pending struct {
+	id       []byte // raw id, copied
+	method   string
+	decision *Decision // nil for requests no policy concerns
+	start    time.Time
+	timer    *time.Timer
+}
+
+func newProxy(cfg Config, clientOut io.Writer, server io.WriteCloser) (*proxy, error) {
+	if cfg.Recorder == nil {
+		return nil, errors.New("proxy: no Recorder (use proxy.Discard to run without a ledger)")
+	}
+	if cfg.Workspace == "" || !filepath.IsAbs(cfg.Workspace) {
+		return nil, fmt.Errorf("proxy: workspace %q is not an absolute path", cfg.Workspace)
+	}
+	cfg.Workspace = filepath.Clean(cfg.Workspace)
+	if cfg.MaxLine <= 0 {
+		cfg.MaxLine = DefaultMaxLine
+	}
+	if cfg.MaxPending <= 0 {
+		cfg.MaxPending = DefaultMaxPending
+	}
+	pol := cfg.Policy
+	if pol == nil {
+		pol = &Policy{}
+	}
+	c, err := pol.compiled()
+	if err != nil {
+		return nil, fmt.Errorf("proxy: tool policy: %w", err)
+	}
+	pol = &Policy{c: c}
+	log := cfg.Log
+	if log == nil {
+		log = io.Discard
+	}
+	return &proxy{
+		cfg:        cfg,
+		policy:     pol,
+		log:        log,
+		toClient:   newLineWriter(clientOut, nil),
+		toServer:   newLineWriter(server, server),
+		fromClient: map[string]*pending{},
+		fromServer: map[string]*pending{},
+		hints:      map[string]*ToolAnnotations{},
+	}, nil
+}
+
+func (p *proxy) logf(format string, args ...any) {
+	fmt.Fprintf(p.log, "vm-run: proxy: "+format+"\n", args...)
+}
+
+// pumpClient reads the client until EOF, then closes the server's input.
+func (p *proxy) pumpClient(ctx context.Context, client io.Reader) {
+	r := newLineReader(client, p.cfg.MaxLine)
+	for {
+		line, tooLong, err := r.next()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				p.logf("read from client: %v", err)
+			}
+			break
+		}
+		if ctx.Err() != nil || p.stopped.Load() {
+			break
+		}
+		switch {
+		case tooLong:
+			p.logf("client sent a message over %d bytes; refused", p.cfg.MaxLine)
+			p.replyClient(nil, rpcError{Code: CodeInvalidRequest, Message: fmt.Sprintf("Invalid Request: message longer than %d bytes", p.cfg.MaxLine)})
+		case len(bytes.TrimSpace(line)) == 0:
+		default:
+			p.clientLine(ctx, line)
+		}
+	}
+	p.clientClosed()
+}
+
+// clientClosed runs once when the client is gone: at its EOF, or when
+// writing to it fails.
+func (p *proxy) clientClosed() {
+	p.closeOnce.Do(func() {
+		p.clientGone.Store(true)
+		p.toServer.close()
+		if p.cfg.ClientClosed != nil {
+			p.cfg.ClientClosed()
+		}
+	})
+}
+
+// pumpServer reads the server until EOF.
+func (p *proxy) pumpServer(ctx context.Context, serverOut io.Reader) error {
+	r := newLineReader(serverOut, p.cfg.MaxLine)
+	for {
+		line, tooLong, err := r.next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			p.logf("read from server: %v", err)
+			return nil
+		}
+		switch {
+		case tooLong:
+			p.logf("server sent a message over %d bytes; dropped", p.cfg.MaxLine)
+		case len(bytes.TrimSpace(line)) == 0:
+		default:
+			p.serverLine(ctx, line)
+		}
+	}
+}
+
+// replyClient sends the proxy's own error answer to the client.
+func (p *proxy) replyClient(id []byte, e rpcError) {
+	p.sendClient(errorResponse(id, e))
+}
+
+func (p *proxy) replyServer(id []byte, e rpcError) {
+	if err := p.toServer.writeLine(errorResponse(id, e)); err != nil {
+		p.logf("write to server: %v", err)
+	}
+}
+
+func (p *proxy) sendClient(line []byte) {
+	if err := p.toClient.writeLine(line); err != nil {
+		if !errors.Is(err, errWriterClosed) {
+			// The client stopped reading: it is gone, as at its EOF (which
+			// may or may not have been seen yet when a client exits).
+			if !p.clientEOF.Load() {
+				p.logf("write to client: %v; treating the client as gone", err)
+			}
+			p.clientClosed()
+		}
+	}
+}
+
+// failPending answers every client request still waiting for the server.
+func (p *proxy) failPending(ctx context.Context, msg, status string) {
+	p.mu.Lock()
+	var all []*pending
+	for k, pd := range p.fromClient {
+		all = append(all, pd)
+		delete(p.fromClient, k)
+	}
+	p.mu.Unlock()
+	for _, pd := range all {
+		pd.stop()
+		p.outcome(ctx, pd, status, CodeInternalError, 0)
+		p.replyClient(pd.id, rpcError{Code: CodeInternalError, Message: msg})
+	}
+}
+
+func (pd *pending) stop() {
+	if pd.timer != nil {
+		pd.timer.Stop()
+	}
+}
+
+// lineReader splits a stream into lines without holding more than max
+// bytes of any one: a longer line is skipped up to its newline.
+type lineReader struct {
+	br  *bufio.Reader
+	max int
+	buf []byte
+}
+
+func newLineReader(r io.Reader, max int) *lineReader {
+	return &lineReader{br: bufio.NewReaderSize(r, 64<<10), max: max}
+}
+
+// next returns the next line without its newline (a final line without one
+// counts). The slice is valid until the following call. tooLong reports a
+// line that exceeded max and was discarded.
+func (r *lineReader) next() (line []byte, tooLong bool, err error) {
+	r.buf = r.buf[:0]
+	for {
+		chunk, err := r.br.ReadSlice('\n')
+		if !tooLong {
+			if len(r.buf)+len(chunk) > r.max+1 || (len(r.buf)+len(chunk) == r.max+1 && chunk[len(chunk)-1] != '\n') {
+				tooLong = true
+				r.buf = r.buf[:0]
+			} else {
+				r.buf = append(r.buf, chunk...)
+			}
+		}
+		switch {
+		case err == nil:
+			if tooLong {
+				return nil, true, nil
+			}
+			return r.buf[:len(r.buf)-1], false, nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case errors.Is(err, io.EOF):
+			if tooLong {
+				return nil, true, nil
+			}
+			if len(r.buf) > 0 {
+				return r.buf, false, nil
+			}
+			return nil, false, io.EOF
+		default:
+			return nil, false, err
+		}
+	}
+}
+
+var errWriterClosed = errors.New("writer closed")
+
+// lineWriter serialises whole lines onto one stream. A write blocks while
+// the reader on the other side does not read: that is the back-pressure
+// that keeps memory bounded.
+type lineWriter struct {
+	mu     sync.Mutex
+	w      *bufio.Writer
+	closer io.Closer
+	closed bool
+	err    error
+}
+
+func newLineWriter(w io.Writer, c io.Closer) *lineWriter {
+	return &lineWriter{w: bufio.NewWriterSize(w, 64<<10), closer: c}
+}
+
+func (lw *lineWriter) writeLine(line []byte) error {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	if lw.closed {
+		return errWriterClosed
+	}
+	if lw.err != nil {
+		return lw.err
+	}
+	lw.w.Write(line)
+	lw.w.WriteByte('\n')
+	lw.err = lw.w.Flush()
+	return lw.err
+}
+
+// close stops further writes and closes the underlying stream if it has a
+// closer. It may be called while a write is blocked: closing a pipe makes
+// that write fail, so close does not take the lock to close.
+func (lw *lineWriter) close() {
+	if lw.closer != nil {
+		lw.closer.Close()
+	}
+	lw.mu.Lock()
+	lw.closed = true
+	lw.mu.Unlock()
+}

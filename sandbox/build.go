@@ -1,0 +1,253 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vm-run/vm-run/landlock"
+	"github.com/vm-run/vm-run/profiles"
+	"github.com/vm-run/vm-run/seccomp"
+)
+
+// TmpDir is where the private temp dir appears inside the sandbox; profiles
+// see it as ${TMPDIR}.
+const TmpDir = "/tmp"
+
+// Options are the launch's own inputs, besides the profile.
+type Options struct {
+	Argv      []string // the command and its arguments
+	Workspace string   // absolute; the command's working directory
+	HostEnv   []string // the caller's environment (os.Environ)
+	Env       []string // KEY=VALUE pairs from --env
+	PassEnv   []string // names from --pass-env
+	UID, GID  int      // the command's ids
+	// Protect are paths the sandbox must not reach (the ledger); Build
+	// fails if a profile rule grants any of them.
+	Protect []string
+	// ExtraExec are files added to the exec rules (the selftest's probe).
+	ExtraExec []string
+}
+
+// Build turns a merged, expanded profile and the launch options into a Spec.
+// Missing optional paths ("/lib64?") are dropped; a missing required path is
+// an error naming it, as is a protected path inside a granted one.
+func Build(p *profiles.Profile, o Options) (*Spec, error) {
+	if len(o.Argv) == 0 {
+		return nil, &SetupError{Code: ExitSetup, Msg: "no command given",
+			Hint: "put the command after --, e.g. vm-run -- node server.js"}
+	}
+	s := &Spec{
+		Path:    o.Argv[0],
+		Args:    slices.Clone(o.Argv),
+		Dir:     o.Workspace,
+		UID:     o.UID,
+		GID:     o.GID,
+		TmpDir:  TmpDir,
+		TmpSize: p.Limits.TmpSize,
+		Seccomp: seccomp.Config{Allow: slices.Clone(p.Syscalls.Allow)},
+	}
+	if s.TmpSize == 0 {
+		s.TmpSize = defaultTmpSizeByte
+	}
+	switch p.Network.Mode {
+	case profiles.NetworkNone, "":
+	case profiles.NetworkLoopback:
+		s.Loopback = true
+	default:
+		return nil, &SetupError{Code: ExitSetup, Op: "profile",
+			Msg: fmt.Sprintf("network mode %q is not supported", p.Network.Mode)}
+	}
+	var err error
+	r := &s.Landlock
+	if r.Read, err = existing(p.Filesystem.Read); err != nil {
+		return nil, err
+	}
+	if r.Exec, err = existing(p.Filesystem.Exec); err != nil {
+		return nil, err
+	}
+	r.Exec = append(r.Exec, o.ExtraExec...)
+	if r.Write, err = existing(p.Filesystem.Write); err != nil {
+		return nil, err
+	}
+	if r.Devices, err = existing(p.Filesystem.Devices); err != nil {
+		return nil, err
+	}
+	r.Require = slices.Clone(p.Landlock.Require)
+	r.BestEffort = p.BestEffort
+	if s.Loopback {
+		r.ConnectTCP = slices.Clone(p.Network.ConnectTCP)
+		r.BindTCP = slices.Clone(p.Network.BindTCP)
+	}
+	if err := s.hide(p.Filesystem.Hide); err != nil {
+		return nil, err
+	}
+	if err := protect(r, o.Protect); err != nil {
+		return nil, err
+	}
+	s.Env = environ(p.Env, o)
+	s.Rlimits = rlimits(p.Limits)
+	return s, nil
+}
+
+// existing cleans the paths of one rule list and drops optional ones that do
+// not exist. A path that must exist and does not is an error: a rule the
+// profile states is enforced or vm-run does not start.
+func existing(paths []string) ([]string, error) {
+	var out []string
+	for _, raw := range paths {
+		path, optional := profiles.SplitOptional(raw)
+		path = filepath.Clean(path)
+		if _, err := os.Stat(path); err != nil {
+			if optional && errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			return nil, &SetupError{Code: ExitSetup, Op: "profile",
+				Msg:  fmt.Sprintf("path %q: %v", path, unwrapPathError(err)),
+				Hint: "create it, or mark the entry optional with a trailing \"?\""}
+		}
+		if !slices.Contains(out, path) {
+			out = append(out, path)
+		}
+	}
+	return out, nil
+}
+
+func unwrapPathError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// hide resolves the directories to cover with tmpfs and the granted paths
+// beneath them that must be bind-mounted back.
+func (s *Spec) hide(dirs []string) error {
+	for _, raw := range dirs {
+		path, optional := profiles.SplitOptional(raw)
+		real, err := filepath.EvalSymlinks(path)
+		if err != nil {
+			if optional && errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			return &SetupError{Code: ExitSetup, Op: "profile",
+				Msg: fmt.Sprintf("hide %q: %v", path, unwrapPathError(err))}
+		}
+		if !slices.Contains(s.Hide, real) {
+			s.Hide = append(s.Hide, real)
+		}
+	}
+	r := s.Landlock
+	for _, list := range [][]string{r.Read, r.Exec, r.Write, r.Devices, {s.Dir}} {
+		for _, p := range list {
+			real, err := filepath.EvalSymlinks(p)
+			if err != nil {
+				continue // a dangling Dir fails later with a clear chdir error
+			}
+			if real == s.TmpDir {
+				continue // the private temp dir itself, not the host's
+			}
+			for _, h := range s.Hide {
+				if within(real, h) && !slices.Contains(s.Keep, real) {
+					s.Keep = append(s.Keep, real)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// within reports whether p is strictly beneath dir.
+func within(p, dir string) bool {
+	return p != dir && strings.HasPrefix(p, strings.TrimSuffix(dir, "/")+"/")
+}
+
+// covers reports whether a rule on dir reaches p.
+func covers(dir, p string) bool { return dir == p || within(p, dir) }
+
+// protect fails when a rule grants access to a protected path.
+func protect(r *landlock.Rules, protected []string) error {
+	for _, p := range protected {
+		if p == "" {
+			continue
+		}
+		for _, rule := range []struct {
+			kind  string
+			paths []string
+		}{{"read", r.Read}, {"exec", r.Exec}, {"write", r.Write}, {"devices", r.Devices}} {
+			for _, dir := range rule.paths {
+				if covers(dir, p) || covers(dir, filepath.Dir(p)) {
+					return &SetupError{Code: ExitSetup, Op: "profile",
+						Msg:  fmt.Sprintf("the ledger %q would be reachable from the sandbox through the %s rule %q", p, rule.kind, dir),
+						Hint: "keep the ledger outside every path the profile grants (--ledger PATH)"}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// environ builds the command's environment: the profile's pass list and
+// --pass-env names from the caller's environment, then the profile's set
+// values, then --env pairs, later ones winning.
+func environ(e profiles.Env, o Options) []string {
+	host := map[string]string{}
+	for _, kv := range o.HostEnv {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			host[k] = v
+		}
+	}
+	out := map[string]string{}
+	var order []string
+	set := func(k, v string) {
+		if _, ok := out[k]; !ok {
+			order = append(order, k)
+		}
+		out[k] = v
+	}
+	for _, k := range append(slices.Clone(e.Pass), o.PassEnv...) {
+		if v, ok := host[k]; ok {
+			set(k, v)
+		}
+	}
+	keys := make([]string, 0, len(e.Set))
+	for k := range e.Set {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		set(k, e.Set[k])
+	}
+	for _, kv := range o.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		set(k, v)
+	}
+	env := make([]string, 0, len(order))
+	for _, k := range order {
+		env = append(env, k+"="+out[k])
+	}
+	return env
+}
+
+func rlimits(l profiles.Limits) []Rlimit {
+	var out []Rlimit
+	add := func(name string, res int, v *uint64) {
+		if v != nil {
+			out = append(out, Rlimit{Name: name, Resource: res, Value: *v})
+		}
+	}
+	add("nofile", unix.RLIMIT_NOFILE, l.NoFile)
+	add("nproc", unix.RLIMIT_NPROC, l.NProc)
+	add("as", unix.RLIMIT_AS, l.AS)
+	add("fsize", unix.RLIMIT_FSIZE, l.FSize)
+	add("cpu", unix.RLIMIT_CPU, l.CPU)
+	add("core", unix.RLIMIT_CORE, l.Core)
+	return out
+}

@@ -1,0 +1,232 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vm-run/vm-run/netns"
+)
+
+// Fds of the init stage: the spec pipe (which doubles as the parent's
+// lifeline: its write end stays open while the parent lives) and the status
+// pipe.
+const (
+	specFd   = 3
+	statusFd = 4
+)
+
+// forwarded are the signals the parent relays to the command.
+var forwarded = []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH}
+
+// Stdio are the command's standard streams.
+type Stdio struct {
+	Stdin, Stdout, Stderr *os.File
+}
+
+// message is one line on the status pipe, from the init stage to the parent.
+type message struct {
+	Started int         `json:"started,omitempty"` // the command's pid inside
+	Error   *SetupError `json:"error,omitempty"`
+	Exit    *Status     `json:"exit,omitempty"`
+}
+
+// Process is a running sandbox.
+type Process struct {
+	cmd    *exec.Cmd
+	status *os.File
+	dec    *json.Decoder
+	life   *os.File // write end of the spec pipe; closing it tells init the parent is gone
+	sigs   chan os.Signal
+	done   chan struct{}
+	// Pid is the init stage's pid as the parent sees it.
+	Pid int
+}
+
+// Run starts the sandbox and waits for the command. It keeps the calling
+// goroutine on one OS thread for the sandbox's lifetime: the init stage's
+// parent-death signal fires when the thread that cloned it exits
+// (prctl(2), PR_SET_PDEATHSIG), not when the process does.
+func Run(s *Spec, stdio Stdio, started func(*Process)) (Status, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	p, err := Start(s, stdio)
+	if err != nil {
+		return Status{}, err
+	}
+	if started != nil {
+		started(p)
+	}
+	return p.Wait()
+}
+
+// Start re-executes vm-run as the init stage in fresh user, network, PID,
+// IPC, UTS and mount namespaces, sends it the spec and waits until the
+// command has been executed or setup failed. Call it from a goroutine locked
+// to its thread (see Run).
+func Start(s *Spec, stdio Stdio) (*Process, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find vm-run's own executable: %w", err)
+	}
+	if s.HostNetNS, err = netns.ID(); err != nil {
+		return nil, err
+	}
+	specR, specW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("create spec pipe: %w", err)
+	}
+	statusR, statusW, err := os.Pipe()
+	if err != nil {
+		specR.Close()
+		specW.Close()
+		return nil, fmt.Errorf("create status pipe: %w", err)
+	}
+	uid, gid := os.Getuid(), os.Getgid()
+	attr := &syscall.SysProcAttr{
+		Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNET | unix.CLONE_NEWPID |
+			unix.CLONE_NEWIPC | unix.CLONE_NEWUTS | unix.CLONE_NEWNS,
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: s.UID, HostID: s.UID, Size: 1}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: s.GID, HostID: s.GID, Size: 1}},
+		// A new session: the command has no controlling terminal, so
+		// TIOCSTI has nothing to inject into even before seccomp.
+		Setsid: true,
+		// The init stage needs these in its own user namespace to mount
+		// tmpfs and proc, bring lo up and drop the bounding set; it drops
+		// them all before the command runs.
+		AmbientCaps: []uintptr{unix.CAP_SYS_ADMIN, unix.CAP_NET_ADMIN, unix.CAP_SETPCAP},
+	}
+	if s.UID != uid || s.GID != gid {
+		// Only root gets here (the CLI refuses --user otherwise): the
+		// creator's own ids are unmapped, so switch to the mapped ones.
+		attr.Credential = &syscall.Credential{Uid: uint32(s.UID), Gid: uint32(s.GID), NoSetGroups: true}
+	}
+	cmd := &exec.Cmd{
+		Path:        self,
+		Args:        []string{InitArg0},
+		Env:         []string{},
+		Stdin:       stdio.Stdin,
+		Stdout:      stdio.Stdout,
+		Stderr:      stdio.Stderr,
+		ExtraFiles:  []*os.File{specR, statusW},
+		SysProcAttr: attr,
+	}
+	if err := cmd.Start(); err != nil {
+		specR.Close()
+		specW.Close()
+		statusR.Close()
+		statusW.Close()
+		return nil, startError(err)
+	}
+	specR.Close()
+	statusW.Close()
+	p := &Process{cmd: cmd, status: statusR, dec: json.NewDecoder(statusR), life: specW, Pid: cmd.Process.Pid}
+	if err := json.NewEncoder(specW).Encode(s); err != nil {
+		p.kill()
+		return nil, fmt.Errorf("send spec to init stage: %w", err)
+	}
+	var m message
+	if err := p.dec.Decode(&m); err != nil {
+		// No message: the init stage died before reporting.
+		st, werr := p.reap()
+		p.close()
+		if werr != nil {
+			return nil, werr
+		}
+		return nil, &SetupError{Code: ExitSetup, Op: "init stage",
+			Msg: fmt.Sprintf("ended before starting the command (%s)", st)}
+	}
+	if m.Error != nil {
+		p.reap()
+		p.close()
+		return nil, m.Error
+	}
+	p.sigs = make(chan os.Signal, 8)
+	p.done = make(chan struct{})
+	signal.Notify(p.sigs, forwarded...)
+	go p.forward()
+	return p, nil
+}
+
+// startError explains a failure to create the namespaces.
+func startError(err error) error {
+	hint := "check `vm-run doctor`: user namespaces may be disabled (user.max_user_namespaces, kernel.apparmor_restrict_unprivileged_userns)"
+	if errors.Is(err, unix.ENOSPC) {
+		hint = "the user namespace limit is reached (user.max_user_namespaces)"
+	}
+	return &SetupError{Code: ExitSetup, Op: "create namespaces", Msg: err.Error(), Hint: hint}
+}
+
+// forward relays the signals vm-run receives to the init stage, which
+// relays them to the command.
+func (p *Process) forward() {
+	for {
+		select {
+		case sig := <-p.sigs:
+			p.cmd.Process.Signal(sig)
+		case <-p.done:
+			return
+		}
+	}
+}
+
+// Signal sends sig to the command (through the init stage).
+func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
+
+// Wait waits for the command to end and returns how it ended. When it
+// returns, no process of the sandbox is left: the init stage is PID 1 of
+// the sandbox's PID namespace and the kernel kills the rest when it exits.
+func (p *Process) Wait() (Status, error) {
+	defer p.close()
+	var m message
+	derr := p.dec.Decode(&m)
+	st, werr := p.reap()
+	if derr == nil && m.Exit != nil {
+		return *m.Exit, nil
+	}
+	if werr != nil {
+		return Status{}, werr
+	}
+	// The init stage died without reporting: report its own end.
+	if st.Signal != 0 {
+		return st, nil
+	}
+	return Status{}, &SetupError{Code: ExitSetup, Op: "init stage",
+		Msg: fmt.Sprintf("ended without reporting the command's status (%s)", st)}
+}
+
+func (p *Process) reap() (Status, error) {
+	err := p.cmd.Wait()
+	ps := p.cmd.ProcessState
+	if ps == nil {
+		return Status{}, fmt.Errorf("wait for init stage: %w", err)
+	}
+	ws := ps.Sys().(syscall.WaitStatus)
+	if ws.Signaled() {
+		return Status{Signal: int(ws.Signal())}, nil
+	}
+	return Status{Code: ws.ExitStatus()}, nil
+}
+
+func (p *Process) kill() {
+	p.cmd.Process.Kill()
+	p.reap()
+	p.close()
+}
+
+func (p *Process) close() {
+	if p.done != nil {
+		signal.Stop(p.sigs)
+		close(p.done)
+		p.done = nil
+	}
+	p.status.Close()
+	p.life.Close()
+}

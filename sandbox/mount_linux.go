@@ -1,0 +1,110 @@
+package sandbox
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// setupMounts builds the sandbox's view of the filesystem inside its own
+// mount namespace: nothing propagates back to the host, the hidden
+// directories (where host sockets live: /run, /tmp, /dev/shm) are covered by
+// empty tmpfs, granted paths beneath them are bind-mounted back, the private
+// temp dir is a fresh tmpfs and /proc shows only the sandbox's PID namespace.
+func setupMounts(s *Spec) error {
+	// Mounts copied into a new mount namespace keep the host's propagation;
+	// make them private first so our mounts never reach the host
+	// (mount_namespaces(7), "Shared subtrees").
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return os.NewSyscallError("mount / private", err)
+	}
+	type kept struct {
+		path string
+		fd   int
+		dir  bool
+	}
+	// Open the granted paths before they are hidden; bind them back from
+	// the descriptors afterwards. Shortest first, so a path already inside
+	// an earlier bind needs no mount of its own.
+	keep := slices.Clone(s.Keep)
+	slices.SortFunc(keep, func(a, b string) int { return len(a) - len(b) })
+	var ks []kept
+	for _, p := range keep {
+		if slices.ContainsFunc(ks, func(k kept) bool { return covers(k.path, p) }) {
+			continue
+		}
+		fd, err := unix.Open(p, unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return &os.PathError{Op: "open", Path: p, Err: err}
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			return &os.PathError{Op: "fstat", Path: p, Err: err}
+		}
+		ks = append(ks, kept{p, fd, st.Mode&unix.S_IFMT == unix.S_IFDIR})
+	}
+	hide := slices.Clone(s.Hide)
+	if s.TmpDir != "" && !slices.Contains(hide, s.TmpDir) {
+		hide = append(hide, s.TmpDir)
+	}
+	for _, h := range hide {
+		opts := "mode=0755,size=64k"
+		if h == s.TmpDir {
+			opts = "mode=1777,size=" + strconv.FormatUint(s.TmpSize, 10)
+		}
+		if err := unix.Mount("tmpfs", h, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+			return os.NewSyscallError(fmt.Sprintf("mount tmpfs on %s", h), err)
+		}
+	}
+	for _, k := range ks {
+		if err := mountPoint(k.path, k.dir); err != nil {
+			return err
+		}
+		src := "/proc/self/fd/" + strconv.Itoa(k.fd)
+		if err := unix.Mount(src, k.path, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return os.NewSyscallError(fmt.Sprintf("bind-mount %s", k.path), err)
+		}
+		unix.Close(k.fd)
+	}
+	// A fresh procfs for the new PID namespace: the command sees its own
+	// processes only, and /proc/PID of host processes does not exist.
+	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return os.NewSyscallError("mount proc", err)
+	}
+	return nil
+}
+
+// mountPoint creates path (a directory, or an empty file) and its missing
+// parents inside a tmpfs we just mounted.
+func mountPoint(path string, dir bool) error {
+	parent := path
+	if !dir {
+		parent = filepath.Dir(path)
+	}
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fmt.Errorf("create mount point: %w", err)
+	}
+	if dir {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("create mount point: %w", err)
+	}
+	return f.Close()
+}
+
+// hostname is the sandbox's name in its UTS namespace.
+const hostname = "vm-run"
+
+func setHostname() error {
+	if err := unix.Sethostname([]byte(hostname)); err != nil {
+		return os.NewSyscallError("sethostname", err)
+	}
+	return nil
+}
+

@@ -1,0 +1,54 @@
+package sandbox
+
+import (
+	"github.com/vm-run/vm-run/landlock"
+	"github.com/vm-run/vm-run/seccomp"
+)
+
+// InitArg0 is the argv[0] that makes vm-run run as the init stage. main
+// checks it before kong parses anything.
+const InitArg0 = "vm-run:init"
+
+// Spec is everything the init stage needs to build the sandbox and start the
+// command. The parent sends it as one JSON value over an inherited pipe; the
+// init stage decodes it strictly (unknown fields are an error), so the two
+// sides must come from the same binary.
+type Spec struct {
+	// Path is the program to execute: a name looked up in the PATH of Env,
+	// or a path. Args is its argv, Args[0] included.
+	Path string   `json:"path"`
+	Args []string `json:"args"`
+	Env  []string `json:"env"`
+	Dir  string   `json:"dir"`
+
+	// UID and GID are the command's ids, the same inside and outside.
+	UID int `json:"uid"`
+	GID int `json:"gid"`
+
+	// Loopback brings lo up in the fresh network namespace.
+	Loopback bool `json:"loopback,omitempty"`
+
+	// Hide are directories covered by an empty tmpfs; Keep are host paths
+	// beneath them bind-mounted back so that profile rules still reach
+	// them. TmpDir (one of Hide, or beneath one) is the writable private
+	// temp dir, of TmpSize bytes.
+	Hide    []string `json:"hide,omitempty"`
+	Keep    []string `json:"keep,omitempty"`
+	TmpDir  string   `json:"tmpdir,omitempty"`
+	TmpSize uint64   `json:"tmp_size,omitempty"`
+
+	Landlock landlock.Rules `json:"landlock"`
+	Seccomp  seccomp.Config `json:"seccomp"`
+	Rlimits  []Rlimit       `json:"rlimits,omitempty"`
+
+	// HostNetNS identifies the parent's network namespace (its inode);
+	// the init stage refuses to go on if it finds itself still there.
+	HostNetNS string `json:"host_netns"`
+}
+
+// Rlimit is one setrlimit(2) call; soft and hard are both Value.
+type Rlimit struct {
+	Name     string `json:"name"`
+	Resource int    `json:"resource"`
+	Value    uint64 `json:"value"`
+}
