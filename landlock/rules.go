@@ -50,6 +50,10 @@ type Rules struct {
 	// ConnectTCP and BindTCP are the TCP ports allowed; empty means none.
 	ConnectTCP []uint16 `json:"connect_tcp,omitempty"`
 	BindTCP    []uint16 `json:"bind_tcp,omitempty"`
+	// AnyTCP leaves TCP unrestricted: the ruleset does not handle TCP
+	// bind and connect at all. For a sandbox whose network namespace holds
+	// only its own loopback, where every port is the sandbox's own.
+	AnyTCP bool `json:"any_tcp,omitempty"`
 	// Require lists the features that must be enforced; a kernel that
 	// lacks one makes Restrict fail with a *MissingFeatureError unless
 	// BestEffort is set. Some features are required without being listed:
@@ -149,6 +153,9 @@ func (r Rules) plan(abi int) (golandlock.Config, []golandlock.Rule, error) {
 		return golandlock.Config{}, nil, fmt.Errorf("plan landlock rules: ABI %d is outside 1..%d", abi, maxABI)
 	}
 	cfg := configs[abi-1]
+	if r.AnyTCP {
+		cfg.HandledAccessNet &^= ll.AccessNetConnectTCP | ll.AccessNetBindTCP
+	}
 	var rules []golandlock.Rule
 	for _, g := range r.grants() {
 		for _, p := range g.paths {

@@ -23,7 +23,7 @@
 // server's sampling/createMessage and elicitation/create requests (also when
 // a 2026-07-28 result asks for them as inputRequests). It filters
 // tools/list, resources/list and prompts/list page by page, keeping
-// nextCursor, so a client never sees what it could not call.
+// nextCursor, so a client does not see what no call could reach.
 //
 // A request for a method the proxy does not know is answered -32601 and
 // never forwarded; an unknown notification is dropped: the policy cannot
@@ -49,17 +49,25 @@
 //
 // # Bad input
 //
-// From either side: a line that is not one JSON text in UTF-8 (including
-// lone surrogate escapes and nesting deeper than 512) is -32700 with id null;
-// a batch array, a non-object, a missing or wrong "jsonrpc", an id that is
-// null, fractional or beyond 2^53-1, a key given twice in one object, a
-// request with result or error, params that are not structured: -32600; a
-// line over Config.MaxLine is skipped to its newline and answered -32600 with
-// id null; an id already in flight in the same direction: -32600; an unknown
-// method: -32601. A malformed response is never answered (JSON-RPC forbids
-// it) but dropped and logged, and a response to an id not in flight is
-// dropped and logged. The server's malformed answer to a pending request
-// becomes -32603 for the client. Nothing unparsed is ever forwarded.
+// Each line is parsed in full before anything is done with it. Answers go
+// to whichever side sent the line:
+//
+//   - not one JSON text in UTF-8 (lone surrogate escapes and nesting deeper
+//     than 512 included): -32700 with id null;
+//   - a batch array, a non-object, a missing or wrong "jsonrpc", an id that
+//     is null, fractional or beyond 2^53-1, a key given twice in one object,
+//     a request with result or error, params that are not structured:
+//     -32600 (with the id when it is readable, else null);
+//   - an id already in flight in the same direction: -32600;
+//   - an unknown method: -32601; unreadable params of a judged call: -32602;
+//   - a line over Config.MaxLine: discarded as it streams; from the client
+//     answered -32600 with id null, from the server dropped and logged;
+//   - a malformed response, or a response to an id not in flight: dropped
+//     and logged (JSON-RPC never answers a response), except that the
+//     server's malformed answer to a pending request becomes -32603 for the
+//     client, which would otherwise wait forever.
+//
+// Nothing unparsed is ever forwarded.
 //
 // When the server's output ends, every request still waiting gets -32603
 // and [Run] returns [ErrServerExited]. When the client's input ends, Run
@@ -69,6 +77,16 @@
 // Config.CallTimeout, if set, answers them -32603 and sends the server
 // notifications/cancelled; the client's own cancellations are forwarded
 // and forget the request.
+//
+// # Ledger
+//
+// The [Recorder] gets each [Decision] (method, tool, redacted arguments,
+// verdict, rule, reason, latency) and returns only when it is durable; only
+// then is the call forwarded or the denial sent. If Record fails, the call
+// is denied with [RuleLedger] and Config.OnRecorderError hears of it. The
+// [Outcome] of an allowed call (status, size, duration) is recorded before
+// its answer leaves the proxy; if that fails, the requester gets -32603
+// instead of the answer.
 //
 // Memory is bounded by Config.MaxLine and Config.MaxPending, not by
 // traffic: lines are read through a fixed buffer, a line over the limit is

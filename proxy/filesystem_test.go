@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -56,8 +58,19 @@ func startFilesystem(t *testing.T, pol *Policy) (*mcp.ClientSession, string) {
 			t.Fatal(err)
 		}
 	}
+	return startNodeServer(t, pol, ws, nil, false, script, ws), ws
+}
+
+// startNodeServer runs `node script args...` in ws behind the proxy and
+// connects a Go SDK client with opts. Cleanup checks that the session ends
+// cleanly and that the proxy refused nothing the server said. With
+// terminate, the server gets SIGTERM once the client has gone, as the
+// launcher does after its grace period; otherwise it must exit on its own
+// when its stdin closes.
+func startNodeServer(t *testing.T, pol *Policy, ws string, opts *mcp.ClientOptions, terminate bool, script string, args ...string) *mcp.ClientSession {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, "node", script, ws)
+	cmd := exec.CommandContext(ctx, "node", append([]string{script}, args...)...)
 	cmd.Dir = ws
 	var stderr syncBuffer
 	cmd.Stderr = &stderr
@@ -70,36 +83,40 @@ func startFilesystem(t *testing.T, pol *Policy) (*mcp.ClientSession, string) {
 		t.Fatal(err)
 	}
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", fsPackage, err)
+		t.Fatalf("start %s: %v", script, err)
 	}
 	clientIn, toProxy := io.Pipe()
 	fromProxy, clientOut := io.Pipe()
 	var log syncBuffer
 	runErr := make(chan error, 1)
+	cfg := Config{Policy: pol, Workspace: ws, Recorder: Discard, Log: &log}
+	if terminate {
+		cfg.ClientClosed = func() { cmd.Process.Signal(syscall.SIGTERM) }
+	}
 	go func() {
-		runErr <- Run(ctx, Config{Policy: pol, Workspace: ws, Recorder: Discard, Log: &log}, clientIn, clientOut, stdin, stdout)
+		runErr <- Run(ctx, cfg, clientIn, clientOut, stdin, stdout)
 		clientOut.Close()
 	}()
-	client := mcp.NewClient(&mcp.Implementation{Name: "vm-run-test", Version: "1"}, nil)
+	client := mcp.NewClient(&mcp.Implementation{Name: "vm-run-test", Version: "1"}, opts)
 	cs, err := client.Connect(ctx, &mcp.IOTransport{Reader: fromProxy, Writer: toProxy}, nil)
 	if err != nil {
 		cancel()
-		t.Fatalf("connect to %s through the proxy: %v\nserver stderr:\n%s\nproxy log:\n%s", fsPackage, err, stderr.String(), log.String())
+		t.Fatalf("connect to %s through the proxy: %v\nserver stderr:\n%s\nproxy log:\n%s", script, err, stderr.String(), log.String())
 	}
 	t.Cleanup(func() {
 		cs.Close()
 		if err := <-runErr; err != nil {
 			t.Errorf("Run = %v, want nil", err)
 		}
-		if err := cmd.Wait(); err != nil {
-			t.Errorf("%s exited: %v\n%s", fsPackage, err, stderr.String())
+		if err := cmd.Wait(); err != nil && !terminate {
+			t.Errorf("%s exited: %v\n%s", script, err, stderr.String())
 		}
 		cancel()
 		if strings.Contains(log.String(), "refused") || strings.Contains(log.String(), "dropped") {
 			t.Errorf("the proxy refused or dropped messages of a well-behaved server:\n%s", log.String())
 		}
 	})
-	return cs, ws
+	return cs
 }
 
 // TestFilesystemServerClasses checks the built-in classes against the real
@@ -193,5 +210,86 @@ func TestFilesystemServerPolicy(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(ws, "tmp", "out.txt")); err != nil || string(b) != "ok" {
 		t.Errorf("tmp/out.txt = %q, %v; want the allowed write", b, err)
+	}
+}
+
+const everythingPackage = "@modelcontextprotocol/server-everything"
+
+// TestEverythingServer drives the reference server that exercises every
+// MCP feature: unconcerned traffic flows, and its sampling and elicitation
+// requests are denied without reaching the client's handlers.
+func TestEverythingServer(t *testing.T) {
+	script := requireMCPServer(t, everythingPackage)
+	pol, err := parsePolicy([]byte(`
+default_action: deny
+defaults:
+  resource: allow
+  prompt: allow
+rules:
+  - id: demo-tools
+    allow: [echo, get-sum, trigger-sampling-request, trigger-elicitation-request]
+`), "everything.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sampled, elicited atomic.Int32
+	opts := &mcp.ClientOptions{
+		CreateMessageHandler: func(context.Context, *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+			sampled.Add(1)
+			return &mcp.CreateMessageResult{Model: "m", Role: "assistant", Content: &mcp.TextContent{Text: "x"}}, nil
+		},
+		ElicitationHandler: func(context.Context, *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+			elicited.Add(1)
+			return &mcp.ElicitResult{Action: "decline"}, nil
+		},
+	}
+	// It keeps timers running after stdin closes, so it needs the signal.
+	cs := startNodeServer(t, pol, t.TempDir(), opts, true, script, "stdio")
+	ctx := context.Background()
+
+	var names []string
+	for tool, err := range cs.Tools(ctx, nil) {
+		if err != nil {
+			t.Fatalf("list tools: %v", err)
+		}
+		names = append(names, tool.Name)
+	}
+	slices.Sort(names)
+	if want := []string{"echo", "get-sum", "trigger-elicitation-request", "trigger-sampling-request"}; !slices.Equal(names, want) {
+		t.Errorf("tools = %v, want %v", names, want)
+	}
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"message": "hi"}})
+	if err != nil || res.IsError || !strings.Contains(text(res), "hi") {
+		t.Errorf("CallTool(echo) = %v, %v; want the echo", res, err)
+	}
+	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "get-env", Arguments: map[string]any{}})
+	if err != nil || !res.IsError || !strings.Contains(text(res), RuleDefault) {
+		t.Errorf("CallTool(get-env) = %v, %v; want a denial", res, err)
+	}
+	for _, tool := range []string{"trigger-sampling-request", "trigger-elicitation-request"} {
+		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: tool, Arguments: map[string]any{"prompt": "hi"}})
+		if err == nil && !res.IsError {
+			t.Errorf("CallTool(%s) = %q, want the server's request denied", tool, text(res))
+		}
+	}
+	if sampled.Load() != 0 || elicited.Load() != 0 {
+		t.Errorf("client handled %d sampling and %d elicitation requests, want none", sampled.Load(), elicited.Load())
+	}
+	var resources int
+	for r, err := range cs.Resources(ctx, nil) {
+		if err != nil {
+			t.Fatalf("list resources: %v", err)
+		}
+		if resources == 0 {
+			if _, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: r.URI}); err != nil {
+				t.Errorf("ReadResource(%q): %v", r.URI, err)
+			}
+		}
+		resources++
+	}
+	for _, err := range cs.Prompts(ctx, nil) {
+		if err != nil {
+			t.Fatalf("list prompts: %v", err)
+		}
 	}
 }

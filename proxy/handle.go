@@ -69,7 +69,7 @@ func (p *proxy) clientLine(ctx context.Context, line []byte) {
 		}
 		if pd.decision != nil {
 			if err := p.outcome(ctx, pd, statusOf(m), codeOf(m), len(line)); err != nil {
-				p.replyServer(pd.id, rpcError{Code: CodeInternalError, Message: "vm-run: the audit ledger failed; answer withheld"})
+				p.replyServer(pd.id, rpcError{Code: CodeInternalError, Message: "vm-run: the audit ledger could not record the outcome, so the answer is withheld"})
 				return
 			}
 		}
@@ -114,10 +114,11 @@ func (p *proxy) clientRequest(ctx context.Context, m *message, start time.Time) 
 	}
 	p.track(p.fromClient, m.idKey, pd, true)
 	if err := p.toServer.writeLine(m.line); err != nil {
-		p.take(p.fromClient, m.idKey)
-		p.outcome(ctx, pd, OutcomeServerGone, CodeInternalError, 0)
 		p.logf("write to server: %v", err)
-		p.replyClient(m.id, rpcError{Code: CodeInternalError, Message: "the MCP server is not reading its input (it may have exited)"})
+		if p.take(p.fromClient, m.idKey) == pd { // else a timer answered it
+			p.outcome(ctx, pd, OutcomeServerGone, CodeInternalError, 0)
+			p.replyClient(m.id, rpcError{Code: CodeInternalError, Message: "the MCP server is not reading its input (it may have exited)"})
+		}
 	}
 }
 
@@ -288,7 +289,7 @@ func (p *proxy) serverResponse(ctx context.Context, m *message) {
 			status = statusOf(m)
 		}
 		if err := p.outcome(ctx, pd, status, codeOf(m), len(m.line)); err != nil {
-			p.replyClient(pd.id, rpcError{Code: CodeInternalError, Message: "vm-run: the audit ledger failed to record the outcome; result withheld"})
+			p.replyClient(pd.id, rpcError{Code: CodeInternalError, Message: "vm-run: the audit ledger could not record the outcome, so the result is withheld"})
 			return
 		}
 	}

@@ -106,9 +106,9 @@ type proxy struct {
 	clientEOF  atomic.Bool
 	// stopped is set when Run returns: the goroutine still reading the
 	// client must not reach the Recorder any more.
-	stopped atomic.Bool
-	closeOnce      sync.Once
-	seq            atomic.Uint64
+	stopped   atomic.Bool
+	closeOnce sync.Once
+	seq       atomic.Uint64
 
 	mu         sync.Mutex
 	fromClient map[string]*pending // client requests awaiting the server
@@ -298,6 +298,7 @@ func (r *lineReader) next() (line []byte, tooLong bool, err error) {
 				tooLong = true
 				r.buf = r.buf[:0]
 			} else {
+				r.grow(len(chunk))
 				r.buf = append(r.buf, chunk...)
 			}
 		}
@@ -321,6 +322,20 @@ func (r *lineReader) next() (line []byte, tooLong bool, err error) {
 			return nil, false, err
 		}
 	}
+}
+
+// grow makes room for n more bytes, doubling but never past max+1 (the
+// longest line with its newline), so a long line cannot make append
+// overshoot the limit.
+func (r *lineReader) grow(n int) {
+	need := len(r.buf) + n
+	if need <= cap(r.buf) {
+		return
+	}
+	c := min(max(2*cap(r.buf), need), r.max+1)
+	nb := make([]byte, len(r.buf), c)
+	copy(nb, r.buf)
+	r.buf = nb
 }
 
 var errWriterClosed = errors.New("writer closed")

@@ -1,9 +1,12 @@
 package proxy
 
 import (
+	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -387,4 +390,78 @@ func TestCallTimeout(t *testing.T) {
 	if err := json.Unmarshal([]byte(h.serverGot()), &n); err != nil || n.Method != "notifications/cancelled" || string(n.Params.RequestID) != `"slow"` {
 		t.Errorf("server got %+v (%v), want notifications/cancelled for \"slow\"", n, err)
 	}
+}
+
+// endlessLine yields n bytes of 'a' and then a newline, without holding
+// them anywhere.
+type endlessLine struct{ n int }
+
+func (r *endlessLine) Read(p []byte) (int, error) {
+	if r.n < 0 {
+		return 0, io.EOF
+	}
+	i := 0
+	for ; i < len(p) && r.n > 0; i++ {
+		p[i] = 'a'
+		r.n--
+	}
+	if i < len(p) && r.n == 0 {
+		p[i] = '\n'
+		i++
+		r.n = -1
+	}
+	return i, nil
+}
+
+func TestLineReaderBounded(t *testing.T) {
+	const max = 1 << 20
+	r := newLineReader(io.MultiReader(&endlessLine{n: 64 << 20}, strings.NewReader("{}\n")), max)
+	line, tooLong, err := r.next()
+	if !tooLong || line != nil || err != nil {
+		t.Fatalf("next() on a 64 MiB line = %d bytes, %v, %v; want tooLong", len(line), tooLong, err)
+	}
+	if cap(r.buf) > max+1 {
+		t.Errorf("the reader held %d bytes for a line over the %d-byte limit", cap(r.buf), max)
+	}
+	if line, _, err := r.next(); string(line) != "{}" || err != nil {
+		t.Errorf("next() after the long line = %q, %v; want \"{}\"", line, err)
+	}
+	if _, _, err := r.next(); err != io.EOF {
+		t.Errorf("next() at the end = %v, want io.EOF", err)
+	}
+	// A line of exactly max bytes is kept; one byte more is not.
+	for _, n := range []int{max, max + 1} {
+		r := newLineReader(&endlessLine{n: n}, max)
+		line, tooLong, _ := r.next()
+		if tooLong != (n > max) || (!tooLong && len(line) != n) {
+			t.Errorf("next() on a %d-byte line with limit %d = %d bytes, tooLong %v", n, max, len(line), tooLong)
+		}
+	}
+}
+
+// BenchmarkPassthrough measures forwarding of unconcerned requests and
+// their answers through Run.
+func BenchmarkPassthrough(b *testing.B) {
+	clientIn, toProxy := io.Pipe()
+	serverIn, toServer := io.Pipe()
+	fromServer, serverOut := io.Pipe()
+	go func() { // the server answers every ping
+		sc := bufio.NewScanner(serverIn)
+		for i := 0; sc.Scan(); i++ {
+			fmt.Fprintf(serverOut, `{"jsonrpc":"2.0","id":%d,"result":{}}`+"\n", i)
+		}
+		serverOut.Close()
+	}()
+	fromProxy, clientOut := io.Pipe()
+	go Run(context.Background(), Config{Workspace: testWS, Recorder: Discard}, clientIn, clientOut, toServer, fromServer)
+	answers := bufio.NewScanner(fromProxy)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		fmt.Fprintf(toProxy, `{"jsonrpc":"2.0","id":%d,"method":"ping"}`+"\n", i)
+		if !answers.Scan() {
+			b.Fatal("no answer")
+		}
+	}
+	b.StopTimer()
+	toProxy.Close()
 }

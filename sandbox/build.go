@@ -79,11 +79,21 @@ func Build(p *profiles.Profile, o Options) (*Spec, error) {
 	if r.Devices, err = existing(p.Filesystem.Devices); err != nil {
 		return nil, err
 	}
+	if s.Overlay, err = existing(p.Filesystem.Overlay); err != nil {
+		return nil, err
+	}
+	// Writable, but what is written lands in the private layer.
+	for _, o := range s.Overlay {
+		if !slices.Contains(r.Write, o) {
+			r.Write = append(r.Write, o)
+		}
+	}
 	r.Require = slices.Clone(p.Landlock.Require)
 	r.BestEffort = p.BestEffort
 	if s.Loopback {
 		r.ConnectTCP = slices.Clone(p.Network.ConnectTCP)
 		r.BindTCP = slices.Clone(p.Network.BindTCP)
+		r.AnyTCP = p.Network.AnyPort
 	}
 	if err := s.hide(p.Filesystem.Hide); err != nil {
 		return nil, err

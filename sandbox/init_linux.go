@@ -114,6 +114,15 @@ func build(s *Spec) error {
 	if err := setupMounts(s); err != nil {
 		return setupErr("mounts", err, "vm-run needs to mount tmpfs and proc in its own user namespace; see `vm-run doctor`")
 	}
+	// Not dumpable from here on: the command (same uid) cannot open
+	// /proc/1/mem or /proc/1/environ of its reaper, nor ptrace it, without
+	// CAP_SYS_PTRACE (proc(5), ptrace(2) "Ptrace access mode checking").
+	// Not earlier: the mounts above reach the descriptors they opened
+	// through /proc/self/fd, which a non-dumpable process cannot traverse
+	// once its owner becomes the user namespace's unmapped root.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return setupErr("dumpable", os.NewSyscallError("prctl", err), "")
+	}
 	if err := setHostname(); err != nil {
 		return setupErr("hostname", err, "")
 	}

@@ -72,10 +72,7 @@ func Run(s *Spec, stdio Stdio, started func(*Process)) (Status, error) {
 // command has been executed or setup failed. Call it from a goroutine locked
 // to its thread (see Run).
 func Start(s *Spec, stdio Stdio) (*Process, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("find vm-run's own executable: %w", err)
-	}
+	var err error
 	if s.HostNetNS, err = netns.ID(); err != nil {
 		return nil, err
 	}
@@ -98,10 +95,12 @@ func Start(s *Spec, stdio Stdio) (*Process, error) {
 		// A new session: the command has no controlling terminal, so
 		// TIOCSTI has nothing to inject into even before seccomp.
 		Setsid: true,
-		// The init stage needs these in its own user namespace to mount
-		// tmpfs and proc, bring lo up and drop the bounding set; it drops
-		// them all before the command runs.
-		AmbientCaps: []uintptr{unix.CAP_SYS_ADMIN, unix.CAP_NET_ADMIN, unix.CAP_SETPCAP},
+		// The init stage needs these in its own user namespace, and only
+		// there: SYS_ADMIN to mount tmpfs, proc and overlays, NET_ADMIN to
+		// bring lo up, SETPCAP to drop the bounding set and lock the
+		// secure bits, DAC_OVERRIDE for overlayfs to reach its lower layer
+		// through /proc/self/fd. It drops them all before the command runs.
+		AmbientCaps: []uintptr{unix.CAP_SYS_ADMIN, unix.CAP_NET_ADMIN, unix.CAP_SETPCAP, unix.CAP_DAC_OVERRIDE},
 	}
 	if s.UID != uid || s.GID != gid {
 		// Only root gets here (the CLI refuses --user otherwise): the
@@ -109,7 +108,11 @@ func Start(s *Spec, stdio Stdio) (*Process, error) {
 		attr.Credential = &syscall.Credential{Uid: uint32(s.UID), Gid: uint32(s.GID), NoSetGroups: true}
 	}
 	cmd := &exec.Cmd{
-		Path:        self,
+		// /proc/self/exe, not the binary's path: when root runs the
+		// command as another user, the exec happens after the switch and
+		// that user may not be able to traverse the path; the magic link
+		// needs only execute permission on the file itself.
+		Path:        "/proc/self/exe",
 		Args:        []string{InitArg0},
 		Env:         []string{},
 		Stdin:       stdio.Stdin,

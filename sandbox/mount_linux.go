@@ -47,6 +47,15 @@ func setupMounts(s *Spec) error {
 		}
 		ks = append(ks, kept{p, fd, st.Mode&unix.S_IFMT == unix.S_IFDIR})
 	}
+	// The lower layers too must be opened before anything covers them.
+	lower := make([]int, len(s.Overlay))
+	for i, o := range s.Overlay {
+		fd, err := unix.Open(o, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return &os.PathError{Op: "open overlay lower dir", Path: o, Err: err}
+		}
+		lower[i] = fd
+	}
 	hide := slices.Clone(s.Hide)
 	if s.TmpDir != "" && !slices.Contains(hide, s.TmpDir) {
 		hide = append(hide, s.TmpDir)
@@ -70,10 +79,38 @@ func setupMounts(s *Spec) error {
 		}
 		unix.Close(k.fd)
 	}
+	for i, o := range s.Overlay {
+		if err := mountOverlay(o, lower[i]); err != nil {
+			return err
+		}
+		unix.Close(lower[i])
+	}
 	// A fresh procfs for the new PID namespace: the command sees its own
 	// processes only, and /proc/PID of host processes does not exist.
 	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return os.NewSyscallError("mount proc", err)
+	}
+	return nil
+}
+
+// mountOverlay covers dir with an overlay whose lower layer is the host's
+// dir (open as lowerFd) and whose upper layer is a fresh tmpfs mounted on dir
+// first, then hidden under the overlay itself. The sandbox reads the host's
+// files and writes into memory; nothing reaches the host. userxattr lets an
+// unprivileged user namespace mount it (overlayfs.rst, "User xattr").
+func mountOverlay(dir string, lowerFd int) error {
+	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755,size=1g"); err != nil {
+		return os.NewSyscallError(fmt.Sprintf("mount overlay tmpfs on %s", dir), err)
+	}
+	upper, work := filepath.Join(dir, "upper"), filepath.Join(dir, "work")
+	for _, d := range []string{upper, work} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return fmt.Errorf("create overlay layer: %w", err)
+		}
+	}
+	opts := fmt.Sprintf("lowerdir=/proc/self/fd/%d,upperdir=%s,workdir=%s,userxattr", lowerFd, upper, work)
+	if err := unix.Mount("overlay", dir, "overlay", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+		return os.NewSyscallError(fmt.Sprintf("mount overlay on %s", dir), err)
 	}
 	return nil
 }

@@ -37,6 +37,10 @@ type Spec struct {
 	TmpDir  string   `json:"tmpdir,omitempty"`
 	TmpSize uint64   `json:"tmp_size,omitempty"`
 
+	// Overlay are directories the sandbox sees through a copy-on-write
+	// layer whose writes live in memory and vanish with the sandbox.
+	Overlay []string `json:"overlay,omitempty"`
+
 	Landlock landlock.Rules `json:"landlock"`
 	Seccomp  seccomp.Config `json:"seccomp"`
 	Rlimits  []Rlimit       `json:"rlimits,omitempty"`

@@ -13,6 +13,7 @@ trap 'rm -rf "$tmp"' EXIT
 go build -o "$tmp/benchrun" ./scripts/benchrun
 CGO_ENABLED=1 go build -tags osusergo,netgo -o "$tmp/bpfexport" ./scripts/bpfexport
 "$tmp/bpfexport" "$tmp/filter.bpf"
+root=$PWD
 ws=$(mktemp -d)
 chmod 0755 "$ws"
 trap 'rm -rf "$tmp" "$ws"' EXIT
@@ -21,7 +22,7 @@ echo "== sandbox start-up: /bin/true, $runs runs each"
 	"bare=/bin/true" \
 	"unshare -rn=unshare -rn /bin/true" \
 	"bwrap=bwrap --unshare-user --unshare-net --unshare-pid --unshare-ipc --unshare-uts --die-with-parent --new-session --ro-bind / / --proc /proc --dev /dev --tmpfs /tmp --seccomp 3 /bin/true" \
-	"vm-run strict=$PWD/bin/vm-run --profile strict --no-proxy --workspace $ws -- /bin/true")
+	"vm-run strict=$root/bin/vm-run --profile strict --no-proxy --workspace $ws -- /bin/true")
 for extra in scripts/bench-*.sh; do
 	[ -f "$extra" ] || continue
 	echo

@@ -205,6 +205,14 @@ func argSamples(rs []Rule) []uint64 {
 	return vs
 }
 
+// ruleKey groups rules by syscall and the argument they test.
+func ruleKey(r Rule) string {
+	if r.Arg == nil {
+		return r.Syscall
+	}
+	return fmt.Sprintf("%s#%d", r.Syscall, r.Arg.Index)
+}
+
 func TestBPFDecisions(t *testing.T) {
 	requireAMD64(t)
 	configs := [][]string{nil, {"unix-sockets"}, {"numa"}, {"numa", "unix-sockets"}}
@@ -217,13 +225,18 @@ func TestBPFDecisions(t *testing.T) {
 			if c.allows(r.Group) {
 				r.Errno = 0 // lifted: the call must be allowed
 			}
-			if _, ok := bySyscall[r.Syscall]; !ok {
-				names = append(names, r.Syscall)
+			// Rules of one syscall on different arguments are checked
+			// apart: the other arguments hold 0xfeed, which no rule
+			// matches.
+			key := ruleKey(r)
+			if _, ok := bySyscall[key]; !ok {
+				names = append(names, key)
 			}
-			bySyscall[r.Syscall] = append(bySyscall[r.Syscall], r)
+			bySyscall[key] = append(bySyscall[key], r)
 		}
-		for _, name := range names {
-			rs := bySyscall[name]
+		for _, key := range names {
+			rs := bySyscall[key]
+			name := rs[0].Syscall
 			nr, present, err := resolve(name)
 			if err != nil {
 				t.Fatal(err)

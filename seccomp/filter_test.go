@@ -104,9 +104,13 @@ func TestRulesTable(t *testing.T) {
 		}
 		// The BPF and probe tests assume that the rules of one syscall
 		// test the same argument, or are a single unconditional rule.
-		if prev, ok := seen[r.Syscall]; ok && (prev != s || !s.conditional) {
+		if prev, ok := seen[ruleKey(r)]; ok && (prev != s || !s.conditional) {
 			t.Errorf("rules for %q mix conditions or repeat an unconditional rule", r.Syscall)
 		}
+		if _, ok := seen[r.Syscall]; ok && r.Arg == nil {
+			t.Errorf("rules for %q mix conditions or repeat an unconditional rule", r.Syscall)
+		}
+		seen[ruleKey(r)] = s
 		seen[r.Syscall] = s
 	}
 	// Rules returns a copy.

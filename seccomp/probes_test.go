@@ -266,6 +266,7 @@ var baseProbes = []probe{
 	// EINVAL before it would load a protocol module.
 	{name: "socket-vsock", rule: "socket", argName: "AF_VSOCK", call: sysClose(unix.SYS_SOCKET, unix.AF_VSOCK, 15, 0), kernel: einval, want: "EPERM"},
 	{name: "socket-alg", rule: "socket", argName: "AF_ALG", call: sysClose(unix.SYS_SOCKET, unix.AF_ALG, 15, 0), kernel: einval, want: "EPERM"},
+	{name: "socket-mptcp", rule: "socket", argName: "IPPROTO_MPTCP", call: sysClose(unix.SYS_SOCKET, unix.AF_INET, unix.SOCK_STREAM, unix.IPPROTO_MPTCP), kernel: okOnly, want: "EPERM"},
 	{name: "socket-unix", rule: "socket", argName: "AF_UNIX", call: sysClose(unix.SYS_SOCKET, unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0), kernel: okOnly, want: "EACCES"},
 	{name: "socket-unix-high-bits", rule: "socket", argName: "AF_UNIX", call: sysClose(unix.SYS_SOCKET, 1<<32|unix.AF_UNIX, 15, 0), kernel: einval, want: "EACCES"},
 	{name: "socket-unix-allowed", allow: []string{"unix-sockets"}, call: sysClose(unix.SYS_SOCKET, unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0), kernel: okOnly, want: kernelAnswer},

@@ -142,6 +142,13 @@ func buildRules() []Rule {
 		r = append(r, Rule{Syscall: "socket", Errno: s.errno, Group: s.group, Reason: s.reason,
 			Arg: &Arg{Index: 0, Op: OpMaskedEqual, Mask: 0xffffffff, Value: s.family, Name: s.name}})
 	}
+	// Landlock's TCP port rules apply to IPPROTO_TCP sockets only; an
+	// MPTCP socket (protocol 262) would bind and connect to any port
+	// (Documentation/userspace-api/landlock.rst, "Network flags"). Programs
+	// that ask for MPTCP fall back to TCP when the kernel refuses it.
+	r = append(r, Rule{Syscall: "socket", Errno: unix.EPERM,
+		Reason: "MPTCP sockets are outside Landlock's TCP port rules",
+		Arg:    &Arg{Index: 2, Op: OpMaskedEqual, Mask: 0xffffffff, Value: unix.IPPROTO_MPTCP, Name: "IPPROTO_MPTCP"}})
 	return r
 }
 

@@ -24,3 +24,8 @@ func APILevel() (uint, error) {
 func LibraryVersion() string {
 	return ""
 }
+
+// ExportBPF returns [ErrNotSupported].
+func ExportBPF(c Config, w io.Writer) error {
+	return ErrNotSupported
+}

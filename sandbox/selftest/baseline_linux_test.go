@@ -11,11 +11,11 @@ import (
 // baseline that fails otherwise means a broken probe or fixture, and a
 // blocked sandboxed run of it would prove nothing.
 func TestBaselines(t *testing.T) {
+	self := vmRunBinary(t)
 	isolateHome(t)
-	if inReachableCopy(t) {
+	if inReachableCopy(t, self) {
 		return
 	}
-	self := vmRunBinary(t)
 	u := User{UID: os.Getuid(), GID: os.Getgid()}
 	if u.UID == 0 {
 		u = nobody
@@ -25,11 +25,15 @@ func TestBaselines(t *testing.T) {
 		t.Fatalf("setup: %v", err)
 	}
 	defer fx.close()
-	r := &runner{self: self, profile: prof, fx: fx}
+	r := &runner{self: self, opts: Options{ProfileName: "strict"}, profile: prof, fx: fx}
 	for _, a := range battery() {
 		t.Run(a.name, func(t *testing.T) {
+			e, err := r.env(a, false)
+			if err != nil {
+				t.Fatalf("env: %v", err)
+			}
 			if a.skip != nil {
-				if why := a.skip(r.env(false)); why != "" {
+				if why := a.skip(e); why != "" {
 					t.Logf("skipped by the battery: %s", why)
 					return
 				}

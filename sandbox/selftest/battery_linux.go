@@ -40,13 +40,19 @@ type attack struct {
 	tty, leak bool
 	// segv explains a baseline killed by SIGSEGV.
 	segv string
+	// inTmp runs the attack with the second workspace, the one in the
+	// host directory named like the sandbox's private temp dir.
+	inTmp bool
 	// skip returns why the attack does not apply here, or "".
 	skip func(e runEnv) string
 }
 
-// runEnv is what an attack's parameters depend on.
+// runEnv is what an attack's parameters depend on: the fixtures, the
+// workspace and the profile loaded for it, and whether the run is
+// sandboxed.
 type runEnv struct {
 	fx        *fixtures
+	workspace string
 	profile   *profiles.Profile
 	sandboxed bool
 }
@@ -100,10 +106,17 @@ func fixed(args ...string) func(runEnv) []string {
 }
 
 func wsWritable(e runEnv) string {
-	if e.writable(e.fx.workspace) {
+	if e.writable(e.workspace) {
 		return "the profile grants write access to the workspace"
 	}
 	return ""
+}
+
+func noTmpWorkspace(e runEnv) string {
+	if e.fx.tmpWorkspace == "" {
+		return fmt.Sprintf("the harness cannot create a workspace in the host's %s, or the profile does not hide it", sandbox.TmpDir)
+	}
+	return wsWritable(e)
 }
 
 func noHidden(e runEnv) string {
@@ -113,13 +126,28 @@ func noHidden(e runEnv) string {
 	return ""
 }
 
-func victim(file string) func(runEnv) []string {
+// victim returns the parameters that aim a probe at the victim, plus
+// extra ones.
+func victim(extra ...func(e runEnv) []string) func(runEnv) []string {
 	return func(e runEnv) []string {
 		fx := e.fx
-		return []string{param("pid", strconv.Itoa(fx.victim.Process.Pid)),
-			param("token", fx.tokens["victim"]), param("file", file),
-			param("secret", fx.secret), param("stoken", fx.tokens["secret"])}
+		args := []string{param("pid", strconv.Itoa(fx.victim.Process.Pid)), param("token", fx.tokens["victim"])}
+		for _, f := range extra {
+			args = append(args, f(e)...)
+		}
+		return args
 	}
+}
+
+// procFile aims the proc probe at /proc/PID/file.
+func procFile(file string) func(runEnv) []string {
+	return victim(func(e runEnv) []string {
+		args := []string{param("file", file)}
+		if file == "root" {
+			args = append(args, param("secret", e.fx.secret), param("stoken", e.fx.tokens["secret"]))
+		}
+		return args
+	})
 }
 
 func syscallAttack(name string) attack {
@@ -150,6 +178,14 @@ func battery() []attack {
 		{name: "truncate a read-only workspace file", probe: "truncate", skip: wsWritable, args: func(e runEnv) []string {
 			return []string{param("path", e.fx.wsFile)}
 		}},
+		// A workspace under the host's /tmp is bind-mounted back beneath
+		// the private /tmp, whose write rule Landlock would extend to it:
+		// rules reach everything beneath their directory, mount points
+		// included (landlock(7)).
+		{name: "write a read-only workspace in " + sandbox.TmpDir, probe: "write", inTmp: true, skip: noTmpWorkspace,
+			args: func(e runEnv) []string {
+				return []string{param("path", e.fx.tmpWsFile)}
+			}},
 		{name: "symlink in tmp to a file outside", probe: "symlink", args: func(e runEnv) []string {
 			return []string{param("dir", e.tmp()), param("target", e.fx.secret), param("token", e.fx.tokens["secret"])}
 		}},
@@ -174,19 +210,18 @@ func battery() []attack {
 				param("token", e.fx.tokens["secret"])}
 		}},
 
-		{name: "/proc/PID/root of an outside process", probe: "proc", args: victim("root")},
-		{name: "/proc/PID/environ of an outside process", probe: "proc", args: victim("environ")},
-		{name: "/proc/PID/mem of an outside process", probe: "proc", args: victim("mem")},
-		{name: "/proc/PID/exe of an outside process", probe: "proc", args: victim("exe")},
-		{name: "signal an outside process", probe: "signal", args: victim("")},
-		{name: "ptrace an outside process", probe: "ptrace", args: victim("")},
-		{name: "process_vm_readv an outside process", probe: "vmread", args: func(e runEnv) []string {
-			return append(victim("")(e), param("addr", strconv.FormatUint(e.fx.stackAddr, 16)),
-				param("len", strconv.Itoa(e.fx.stackLen)))
-		}},
-		{name: "pidfd_getfd an outside process's fd", probe: "pidfd", args: func(e runEnv) []string {
-			return append(victim("")(e), param("fd", "3"))
-		}},
+		{name: "/proc/PID/root of an outside process", probe: "proc", args: procFile("root")},
+		{name: "/proc/PID/environ of an outside process", probe: "proc", args: procFile("environ")},
+		{name: "/proc/PID/mem of an outside process", probe: "proc", args: procFile("mem")},
+		{name: "/proc/PID/exe of an outside process", probe: "proc", args: procFile("exe")},
+		{name: "signal an outside process", probe: "signal", args: victim()},
+		{name: "ptrace an outside process", probe: "ptrace", args: victim()},
+		{name: "process_vm_readv an outside process", probe: "vmread", args: victim(func(e runEnv) []string {
+			return []string{param("addr", strconv.FormatUint(e.fx.stackAddr, 16)), param("len", strconv.Itoa(e.fx.stackLen))}
+		})},
+		{name: "pidfd_getfd an outside process's fd", probe: "pidfd", args: victim(func(e runEnv) []string {
+			return []string{param("fd", "3"), param("stoken", e.fx.tokens["secret"])}
+		})},
 
 		{name: "connect to host loopback TCP", probe: "tcp", args: func(e runEnv) []string {
 			return []string{param("addr", e.fx.tcpAddr), param("token", e.fx.tokens["tcp"])}

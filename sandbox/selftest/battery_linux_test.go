@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -19,11 +20,12 @@ const reexecEnv = "VMRUN_SELFTEST_REEXEC"
 // profile: nothing may escape, and every attack must be proven possible
 // without the sandbox or shown impossible on this machine, with the reason.
 func TestBatteryStrict(t *testing.T) {
+	bin := vmRunBinary(t)
 	isolateHome(t)
-	if inReachableCopy(t) {
+	if inReachableCopy(t, bin) {
 		return
 	}
-	rep, err := Run(context.Background(), Options{ProfileName: "strict", Self: vmRunBinary(t)})
+	rep, err := Run(context.Background(), Options{ProfileName: "strict", Self: bin})
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -67,7 +69,8 @@ func TestBatteryStrict(t *testing.T) {
 // root: the strict profile's optional ${HOME} rules would otherwise name
 // directories in root's home (~/.npm), which the command, running as
 // nobody, cannot enter, and the sandbox refuses to start over them. The
-// battery is about the sandbox, not about what root's home holds.
+// battery is about the sandbox, not about what root's home holds. Call it
+// after vmRunBinary: the go tool finds its caches through HOME.
 func isolateHome(t *testing.T) {
 	t.Helper()
 	if os.Getuid() == 0 && os.Getenv(reexecEnv) == "" {
@@ -75,13 +78,16 @@ func isolateHome(t *testing.T) {
 	}
 }
 
-// inReachableCopy reruns the calling test from a copy of the test binary
-// that the sandboxed command's user can execute, when this one is out of
-// its reach (go test builds in a directory only its owner may enter). The
-// sandbox's init stage is the running binary (sandbox.Start executes
-// os.Executable()) and starts as that user. It reports whether it ran the
+// inReachableCopy reruns the calling test in a child, from a copy of the
+// test binary that the sandboxed command's user can execute when this one
+// is out of its reach (go test builds in a directory only its owner may
+// enter): the sandbox's init stage is the running binary (sandbox.Start
+// executes os.Executable()) and starts as that user. As root, the child
+// also gets supplementary group 0, as root has it under sudo and su, so
+// that the attack on the caller's groups has something to try. bin is the
+// vm-run binary for the child's probes. It reports whether it ran the
 // test; the caller then returns.
-func inReachableCopy(t *testing.T) bool {
+func inReachableCopy(t *testing.T, bin string) bool {
 	t.Helper()
 	if os.Getenv(reexecEnv) != "" {
 		return false
@@ -94,22 +100,28 @@ func inReachableCopy(t *testing.T) bool {
 	if u.UID == 0 {
 		u = nobody
 	}
-	if executableBy(exe, u.UID, u.GID) {
+	reachable := executableBy(exe, u.UID, u.GID)
+	if reachable && os.Getuid() != 0 {
 		return false
 	}
-	dir := reachableDir(t)
-	cp := filepath.Join(dir, "selftest.test")
-	copyFile(t, exe, cp)
-	cmd := exec.Command(cp, "-test.run=^"+t.Name()+"$", "-test.v", "-test.count=1")
-	bin := vmRunBinary(t)
-	if bin == exe {
-		bin = cp
+	child := exe
+	if !reachable {
+		dir := reachableDir(t)
+		child = filepath.Join(dir, "selftest.test")
+		copyFile(t, exe, child)
+		if bin == exe {
+			bin = child
+		}
 	}
+	cmd := exec.Command(child, "-test.run=^"+t.Name()+"$", "-test.v", "-test.count=1")
 	cmd.Env = append(os.Environ(), reexecEnv+"=1", "VMRUN_BIN="+bin)
+	if os.Getuid() == 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 0, Gid: 0, Groups: []uint32{0}}}
+	}
 	out, err := cmd.CombinedOutput()
-	t.Logf("%s (copy in %s):\n%s", t.Name(), dir, out)
+	t.Logf("%s in a child (%s):\n%s", t.Name(), child, out)
 	if err != nil {
-		t.Fatalf("%s in the copy: %v", t.Name(), err)
+		t.Fatalf("%s in the child: %v", t.Name(), err)
 	}
 	return true
 }

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vm-run/vm-run/profiles"
+	"github.com/vm-run/vm-run/sandbox"
 )
 
 // fixtures are the host-side targets of the battery. Files and directories
@@ -37,6 +38,10 @@ type fixtures struct {
 
 	hidden       string // a directory under a hidden one (/tmp), or ""
 	hiddenSecret string
+	// tmpWorkspace is a second workspace, in the host directory that
+	// shares its name with the sandbox's private temp dir, or "".
+	tmpWorkspace string
+	tmpWsFile    string
 	sockPath     string // a pathname unix socket listener in hidden
 	sockName     string // an abstract unix socket listener
 	tcpAddr      string // a loopback TCP listener
@@ -188,8 +193,11 @@ func (fx *fixtures) files() error {
 	fx.secret = filepath.Join(fx.outside, "secret")
 	fx.wsFile = filepath.Join(fx.workspace, "notes.txt")
 	fx.wsLink = filepath.Join(fx.workspace, "link-to-secret")
-	keep := map[string]bool{fx.secret: true, fx.wsFile: true, fx.wsLink: true, fx.groupFile: true}
-	for _, dir := range []string{fx.workspace, fx.outside, fx.tmp} {
+	keep := map[string]bool{fx.secret: true, fx.wsFile: true, fx.wsLink: true, fx.groupFile: true, fx.tmpWsFile: true}
+	for _, dir := range []string{fx.workspace, fx.outside, fx.tmp, fx.tmpWorkspace} {
+		if dir == "" {
+			continue
+		}
 		ents, err := os.ReadDir(dir)
 		if err != nil {
 			return fmt.Errorf("list %q: %w", dir, err)
@@ -214,7 +222,12 @@ func (fx *fixtures) files() error {
 		return err
 	}
 	if fx.hidden != "" {
-		return fx.writeFile(fx.hiddenSecret, "hidden", 0o600)
+		if err := fx.writeFile(fx.hiddenSecret, "hidden", 0o600); err != nil {
+			return err
+		}
+	}
+	if fx.tmpWorkspace != "" {
+		return fx.writeFile(fx.tmpWsFile, "tmpws", 0o644)
 	}
 	return nil
 }
@@ -273,6 +286,11 @@ func (fx *fixtures) hiddenFixtures(p *profiles.Profile) error {
 		}
 		fx.hiddenSecret = filepath.Join(d, "secret")
 		fx.sockPath = filepath.Join(d, "socket")
+		if tmp, err := filepath.EvalSymlinks(sandbox.TmpDir); err == nil && filepath.Dir(d) == tmp {
+			fx.tmpWorkspace = filepath.Join(d, "workspace")
+			fx.tmpWsFile = filepath.Join(fx.tmpWorkspace, "notes.txt")
+			return fx.mkdirs(0o755, fx.tmpWorkspace)
+		}
 		return nil
 	}
 	return nil

@@ -62,7 +62,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		name = prof.Name
 	}
 	rep := &Report{Profile: name, UID: user.UID, GID: user.GID}
-	r := &runner{self: self, profile: prof, fx: fx}
+	r := &runner{self: self, opts: o, profile: prof, fx: fx}
 
 	// One probe first: if the sandbox cannot start, say so once.
 	if _, err := r.sandboxed(ctx, attack{probe: "nnp", args: fixed()}); err != nil {
@@ -188,8 +188,10 @@ func (fx *fixtures) build(p *profiles.Profile, self string) error {
 
 type runner struct {
 	self    string
-	profile *profiles.Profile
+	opts    Options
+	profile *profiles.Profile // loaded for fx.workspace
 	fx      *fixtures
+	tmpProf *profiles.Profile // loaded for fx.tmpWorkspace, when needed
 }
 
 // outcome is how one probe run ended.
@@ -200,20 +202,37 @@ type outcome struct {
 	output string // stderr, for a probe that printed no verdict
 }
 
-func (r *runner) env(sandboxed bool) runEnv {
-	return runEnv{fx: r.fx, profile: r.profile, sandboxed: sandboxed}
+// env returns what attack a's parameters depend on.
+func (r *runner) env(a attack, sandboxed bool) (runEnv, error) {
+	e := runEnv{fx: r.fx, workspace: r.fx.workspace, profile: r.profile, sandboxed: sandboxed}
+	if a.inTmp && r.fx.tmpWorkspace != "" {
+		if r.tmpProf == nil {
+			p, err := loadProfile(r.opts, r.fx.tmpWorkspace)
+			if err != nil {
+				return e, err
+			}
+			r.tmpProf = p
+		}
+		e.workspace, e.profile = r.fx.tmpWorkspace, r.tmpProf
+	}
+	return e, nil
 }
 
 // row runs one attack both ways and judges it.
 func (r *runner) row(ctx context.Context, a attack) Row {
 	row := Row{Attack: a.name, Expected: GotBlocked}
+	e, err := r.env(a, true)
+	if err != nil {
+		row.Got, row.Detail, row.Baseline = GotError, err.Error(), NotRun
+		return row
+	}
 	if a.skip != nil {
-		if why := a.skip(r.env(true)); why != "" {
+		if why := a.skip(e); why != "" {
 			row.Expected, row.Got, row.Baseline, row.Why = GotSkipped, GotSkipped, NotRun, why
 			return row
 		}
 	}
-	row.Probe = strings.Join(append([]string{a.probe}, a.args(r.env(true))...), " ")
+	row.Probe = strings.Join(append([]string{a.probe}, a.args(e)...), " ")
 	base, err := r.baseline(ctx, a)
 	if ferr := r.fx.files(); err == nil {
 		err = ferr
@@ -237,12 +256,16 @@ func (r *runner) row(ctx context.Context, a attack) Row {
 
 // baseline runs the probe directly, without the sandbox.
 func (r *runner) baseline(ctx context.Context, a attack) (outcome, error) {
+	e, err := r.env(a, false)
+	if err != nil {
+		return outcome{}, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, r.self)
-	cmd.Args = append([]string{ProbeArg0, a.probe}, a.args(r.env(false))...)
+	cmd.Args = append([]string{ProbeArg0, a.probe}, a.args(e)...)
 	cmd.Env = []string{"PATH=/usr/bin:/bin"}
-	cmd.Dir = r.fx.workspace
+	cmd.Dir = e.workspace
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if a.tty {
@@ -263,7 +286,7 @@ func (r *runner) baseline(ctx context.Context, a attack) (outcome, error) {
 		}
 		defer undo()
 	}
-	err := cmd.Run()
+	err = cmd.Run()
 	var exit *exec.ExitError
 	if err != nil && !errors.As(err, &exit) {
 		return outcome{}, fmt.Errorf("run probe %q: %w", a.probe, err)
@@ -292,10 +315,14 @@ func (o *outcome) parse(out []byte) {
 // sandboxed runs the probe in the sandbox the profile describes, as vm-run
 // would run a command, with the probe binary added to the exec rules.
 func (r *runner) sandboxed(ctx context.Context, a attack) (outcome, error) {
-	argv := append([]string{ProbeArg0, a.probe}, a.args(r.env(true))...)
-	spec, err := sandbox.Build(r.profile, sandbox.Options{
+	e, err := r.env(a, true)
+	if err != nil {
+		return outcome{}, err
+	}
+	argv := append([]string{ProbeArg0, a.probe}, a.args(e)...)
+	spec, err := sandbox.Build(e.profile, sandbox.Options{
 		Argv:      argv,
-		Workspace: r.fx.workspace,
+		Workspace: e.workspace,
 		UID:       r.fx.uid,
 		GID:       r.fx.gid,
 		ExtraExec: []string{r.self},
