@@ -158,11 +158,13 @@ func (p *pipeline) read() (*chunk, error) {
 		c.buf = c.buf[:len(c.buf)+n]
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			if len(c.buf) == 0 {
+				chunks.Put(c)
 				return nil, nil
 			}
 			return c, nil
 		}
 		if err != nil {
+			chunks.Put(c)
 			return nil, fmt.Errorf("read ledger: %w", err)
 		}
 		if i := bytes.LastIndexByte(c.buf, '\n'); i >= 0 {

@@ -112,7 +112,11 @@ func build(s *Spec) error {
 		}
 	}
 	if err := setupMounts(s); err != nil {
-		return setupErr("mounts", err, "vm-run needs to mount tmpfs and proc in its own user namespace; see `vm-run doctor`")
+		hint := "vm-run needs to mount tmpfs, proc and overlays in its own user namespace; see `vm-run doctor`"
+		if errors.Is(err, unix.EACCES) {
+			hint = fmt.Sprintf("the sandbox runs as uid %d, which cannot reach that path; make it and its parent directories searchable for that uid (as root, vm-run runs commands as nobody unless --user says otherwise)", s.UID)
+		}
+		return setupErr("mounts", err, hint)
 	}
 	// Not dumpable from here on: the command (same uid) cannot open
 	// /proc/1/mem or /proc/1/environ of its reaper, nor ptrace it, without

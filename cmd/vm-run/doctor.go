@@ -30,7 +30,11 @@ func (doctorCmd) Run(stdout io.Writer) error {
 	sup := landlock.Detect()
 	row("landlock", sup.ABI > 0, fmt.Sprintf("ABI %d, errata 0x%x %s", sup.ABI, sup.Errata, sup.Reason))
 	for _, f := range sup.Features() {
-		row("  landlock "+string(f.Feature), f.Available, "needs "+f.Need)
+		st := "ok"
+		if !f.Available {
+			st = "absent"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", "  landlock "+string(f.Feature), st, "needs "+f.Need)
 	}
 	lvl, lerr := seccomp.APILevel()
 	row("seccomp filters", lerr == nil, seccompDetail(lvl, lerr))
@@ -56,6 +60,9 @@ func (doctorCmd) Run(stdout io.Writer) error {
 	}
 	if y := strings.TrimSpace(readProc("/proc/sys/kernel/yama/ptrace_scope")); y != "" {
 		row("kernel.yama.ptrace_scope", true, y+" (vm-run denies ptrace in the sandbox regardless)")
+	}
+	if !sup.Has(landlock.FeatureResolveUnix) {
+		row("host unix sockets", true, "Landlock here cannot mediate connect(2) on pathname sockets: vm-run hides /run, /tmp, /dev/shm under empty tmpfs and refuses socket(AF_UNIX) unless a profile opts in")
 	}
 	tw.Flush()
 
@@ -92,21 +99,40 @@ func seccompDetail(level uint, err error) string {
 	return fmt.Sprintf("libseccomp API level %d; filter returns EPERM/ENOSYS, kills other architectures", level)
 }
 
-// enforceable reports whether a profile's Landlock requirements hold here.
+// enforceable reports whether a profile can be enforced here: its Landlock
+// requirements, stated and implied, hold, and /bin/true really runs under it.
 func enforceable(name string, sup landlock.Support) (bool, string) {
-	p, err := profiles.Load(name, profiles.Vars{Workspace: "/", Home: "/", TmpDir: sandbox.TmpDir})
+	ws, err := os.MkdirTemp("", "vm-run-doctor-")
 	if err != nil {
 		return false, err.Error()
 	}
-	rules := landlock.Rules{Require: p.Landlock.Require, BestEffort: p.BestEffort}
-	warnings, err := rules.Check(sup)
+	defer os.RemoveAll(ws)
+	os.Chmod(ws, 0o755)
+	r := runCmd{Profile: name, Workspace: ws, Cmd: []string{"/bin/true"}}
+	l, err := r.prepare()
 	if err != nil {
 		return false, err.Error()
+	}
+	warnings, err := l.spec.Landlock.Check(sup)
+	if err != nil {
+		return false, err.Error()
+	}
+	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return false, err.Error()
+	}
+	defer devnull.Close()
+	st, err := sandbox.Run(l.spec, sandbox.Stdio{Stdin: devnull, Stdout: devnull, Stderr: devnull}, nil)
+	if err != nil {
+		return false, "launch: " + err.Error()
+	}
+	if st.ExitCode() != 0 {
+		return false, "launch: /bin/true ended with " + st.String()
 	}
 	if len(warnings) > 0 {
 		return true, "best effort: " + strings.Join(warnings, "; ")
 	}
-	return true, "all required features present"
+	return true, "launched /bin/true; every required feature present"
 }
 
 func readProc(path string) string {

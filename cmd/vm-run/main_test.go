@@ -36,6 +36,18 @@ func TestMain(m *testing.M) {
 	})
 }
 
+// searchable makes dir and its ancestors below the temp dir searchable by
+// every uid.
+func searchable(dir string) error {
+	tmp := filepath.Clean(os.TempDir())
+	for d := dir; d != tmp && d != "/" && d != "."; d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // TestScripts runs the CLI scripts in testdata/script; each names the
 // behaviour or regression it guards in its first comment.
 func TestScripts(t *testing.T) {
@@ -45,7 +57,7 @@ func TestScripts(t *testing.T) {
 			env.Setenv("UID", fmt.Sprint(os.Getuid()))
 			// The sandbox runs as nobody when the tests run as root; let it
 			// into the work dir the way a real workspace would be shared.
-			return os.Chmod(env.WorkDir, 0o755)
+			return searchable(env.WorkDir)
 		},
 		Condition: func(cond string) (bool, error) {
 			switch cond {

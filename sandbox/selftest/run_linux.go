@@ -441,10 +441,6 @@ func judgeSandboxed(row *Row, a attack, o outcome) {
 		row.Got, row.Detail = GotEscaped, o.v.Detail
 	case o.parsed:
 		row.Got, row.Detail, row.Mechanism = GotBlocked, o.v.Detail, o.v.Mechanism
-		if row.Baseline == Impossible && o.v.Impossible == row.Why {
-			// Blocked for the same reason as without the sandbox.
-			row.Mechanism = joinMechanism("kernel or caller", row.Mechanism)
-		}
 	case o.st.Signal == int(unix.SIGSYS):
 		row.Got, row.Detail, row.Mechanism = GotBlocked, "killed by SIGSYS", "seccomp (killed by SIGSYS)"
 	case o.st.Signal == int(unix.SIGSEGV) && a.segv != "":
