@@ -144,4 +144,3 @@ func setHostname() error {
 	}
 	return nil
 }
-
