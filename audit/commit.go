@@ -1,9 +1,6 @@
 package audit
 
 import (
-	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,15 +19,66 @@ type result struct {
 	err error
 }
 
+// The writer keeps at most maxInflight batches written but not yet synced,
+// and releases the file lock after at most maxHeld batches so that other
+// processes get their turn.
+const (
+	maxInflight = 2
+	maxHeld     = 16
+)
+
+// job is a written batch waiting for its fdatasync.
+type job struct {
+	batch []*request
+	recs  []Record
+}
+
+// writerState is the writer goroutine's view of the file lock.
+type writerState struct {
+	locked   bool
+	inflight int // batches written, not yet synced and answered
+	held     int // batches written since the lock was taken
+}
+
 // run is the handle's writer goroutine. It takes the first waiting request
 // as soon as there is one, so a lone Append is never held back; whatever
-// arrives while a commit is in progress forms the next batch.
+// arrives meanwhile forms the next batch. A second goroutine, syncLoop,
+// syncs and answers written batches, so that the next batch is built and
+// written while the previous one is being synced: a sync covers every byte
+// written before it started, so each batch is acknowledged only after a
+// sync that began after its write.
 func (l *Ledger) run() {
 	defer close(l.done)
-	batch := make([]*request, 0, 64)
-	for r := range l.reqs {
-		batch = l.commit(l.drain(append(batch[:0], r)))
-		clear(batch)
+	syncerDone := make(chan struct{})
+	go l.syncLoop(syncerDone)
+	defer func() {
+		close(l.toSync)
+		<-syncerDone
+	}()
+	var st writerState
+	reqs := l.reqs
+	for reqs != nil || st.inflight > 0 {
+		var in <-chan *request
+		if reqs != nil && st.inflight < maxInflight && st.held < maxHeld {
+			in = reqs
+		}
+		select {
+		case r, ok := <-in:
+			if !ok {
+				reqs = nil
+				break
+			}
+			l.write(l.drain([]*request{r}), &st)
+		case <-l.synced:
+			st.inflight--
+		}
+		if st.locked && st.inflight == 0 &&
+			(reqs == nil || len(reqs) == 0 || st.held >= maxHeld || l.Err() != nil) {
+			l.unlock(&st)
+		}
+	}
+	if st.locked {
+		l.unlock(&st)
 	}
 }
 
@@ -55,38 +103,89 @@ func (l *Ledger) drain(batch []*request) []*request {
 	return batch
 }
 
-// commit writes batch under the file lock and answers every request in it.
-func (l *Ledger) commit(batch []*request) []*request {
+// write takes the lock if needed and writes batch, handing it to syncLoop;
+// on failure it answers the batch itself.
+func (l *Ledger) write(batch []*request, st *writerState) {
 	if err := l.Err(); err != nil {
-		return fail(batch, err)
+		fail(batch, err)
+		return
 	}
-	if err := l.f.Lock(); err != nil {
-		return fail(batch, fmt.Errorf("lock ledger %q: %w", l.path, err))
+	if !st.locked {
+		if err := l.f.Lock(); err != nil {
+			fail(batch, fmt.Errorf("lock ledger %q: %w", l.path, err))
+			return
+		}
+		st.locked = true
+		// Appends that queued while we waited for the lock join in.
+		batch = l.drain(batch)
 	}
-	// Appends that queued while we waited for the lock join this batch.
-	batch = l.drain(batch)
 	recs, err := l.writeBatch(batch)
-	if uerr := l.f.Unlock(); uerr != nil {
-		// The records are durable, but other writers would wait forever
-		// on our lock: close the file, which drops it, and stop here.
-		l.kill(&WriteError{Path: l.path, Op: "unlock", Err: uerr})
+	if err != nil {
+		fail(batch, err)
+		return
+	}
+	st.inflight++
+	st.held++
+	l.toSync <- job{batch: batch, recs: recs}
+}
+
+func (l *Ledger) unlock(st *writerState) {
+	st.locked, st.held = false, 0
+	if err := l.f.Unlock(); err != nil {
+		// Other writers would wait forever on our lock: close the file,
+		// which drops it, and stop here.
+		l.kill(&WriteError{Path: l.path, Op: "unlock", Err: err})
 		l.f.Close()
 		l.fileDone = true
 	}
-	if err != nil {
-		return fail(batch, err)
-	}
-	for i, r := range batch {
-		r.done <- result{rec: recs[i]}
-	}
-	return batch
 }
 
-func fail(batch []*request, err error) []*request {
+// syncLoop syncs written batches and answers their appends. Batches that
+// queue up while a sync runs share the next one.
+func (l *Ledger) syncLoop(done chan<- struct{}) {
+	defer close(done)
+	var jobs []job
+	for j := range l.toSync {
+		jobs = append(jobs[:0], j)
+	more:
+		for {
+			select {
+			case j, ok := <-l.toSync:
+				if !ok {
+					break more
+				}
+				jobs = append(jobs, j)
+			default:
+				break more
+			}
+		}
+		// A handle that died, here or in the writer, starts no sync.
+		err := l.Err()
+		if err == nil {
+			if serr := l.f.Datasync(); serr != nil {
+				werr := &WriteError{Path: l.path, Op: "fdatasync", Err: serr}
+				l.kill(werr)
+				err = werr
+			}
+		}
+		for _, j := range jobs {
+			for i, r := range j.batch {
+				if err != nil {
+					r.done <- result{err: err}
+				} else {
+					r.done <- result{rec: j.recs[i]}
+				}
+			}
+			l.synced <- struct{}{}
+		}
+		clear(jobs)
+	}
+}
+
+func fail(batch []*request, err error) {
 	for _, r := range batch {
 		r.done <- result{err: err}
 	}
-	return batch
 }
 
 // genesisData is the data of a ledger's first record.
@@ -95,8 +194,8 @@ var genesisData = func() []byte {
 	return b
 }()
 
-// writeBatch appends the batch's records with one write and one fdatasync.
-// The caller holds the file lock.
+// writeBatch appends the batch's records with one write. The caller holds
+// the file lock.
 func (l *Ledger) writeBatch(batch []*request) ([]Record, error) {
 	same, err := l.f.SamePath()
 	if err != nil {
@@ -161,11 +260,6 @@ func (l *Ledger) writeBatch(batch []*request) ([]Record, error) {
 		l.kill(werr)
 		return nil, werr
 	}
-	if err := l.f.Datasync(); err != nil {
-		werr := &WriteError{Path: l.path, Op: "fdatasync", Err: err}
-		l.kill(werr)
-		return nil, werr
-	}
 	l.known, l.end, l.seq, l.prev = true, size+int64(len(buf)), seq, prev
 	return recs, nil
 }
@@ -176,104 +270,5 @@ func (l *Ledger) record(seq uint64, t time.Time, r *request, prev, hash [hexLen]
 		Host: l.opts.Host, Session: l.opts.SessionID, PID: l.opts.PID, UID: l.opts.UID,
 		Event: r.event, Profile: l.opts.Profile, ProfileHash: l.opts.ProfileHash,
 		Data: r.data, Prev: string(prev[:]), Hash: string(hash[:]),
-	}
-}
-
-// tailState is what a writer must know about the end of the file before
-// appending.
-type tailState struct {
-	empty  bool         // no bytes at all: write the genesis record
-	seq    uint64       // sequence number of the last intact record
-	prev   [hexLen]byte // its hash (zeroHash if there is none)
-	needNL bool         // the file does not end in a newline
-	torn   *Recovered   // unfinished writes after the last intact record
-}
-
-// Tail scanning reads the file backwards in chunks, growing up to
-// maxTailScan; beyond that the damage is not a torn write.
-const (
-	tailChunk   = 64 << 10
-	maxTailScan = 8 * MaxLineSize
-)
-
-// scanTail finds the last intact record of a file of size bytes and any
-// torn write after it.
-func scanTail(f ledgerFile, size int64) (tailState, error) {
-	if size == 0 {
-		return tailState{empty: true, prev: zeroHash}, nil
-	}
-	n := min(size, tailChunk)
-	for {
-		buf := make([]byte, n)
-		if _, err := f.ReadAt(buf, size-n); err != nil {
-			return tailState{}, fmt.Errorf("read tail: %w", err)
-		}
-		t, more, err := parseTail(buf, size-n)
-		if !more {
-			return t, err
-		}
-		if n == size || n >= maxTailScan {
-			return t, &CorruptError{Offset: size - n, Msg: fmt.Sprintf("no intact record in the last %d bytes", n)}
-		}
-		n = min(size, 4*n)
-	}
-}
-
-// parseTail examines buf, the last bytes of the file from offset base on.
-// It walks lines from the end: proper prefixes of a record (what a torn
-// write leaves, possibly ended by the newline of a writer that crashed
-// while recovering) are skipped, the first intact record ends the walk, and
-// anything else is damage. more asks for a longer buf.
-func parseTail(buf []byte, base int64) (t tailState, more bool, err error) {
-	end := len(buf)
-	terminated := buf[end-1] == '\n'
-	tornEnd := end
-	if terminated {
-		tornEnd--
-	}
-	t.needNL = !terminated
-	lineEnd := tornEnd
-	region := -1
-	for {
-		start := bytes.LastIndexByte(buf[:lineEnd], '\n') + 1
-		if start == 0 && base > 0 {
-			return t, true, nil
-		}
-		line := buf[start:lineEnd]
-		fr, ferr := parseFrame(line)
-		switch {
-		case ferr == nil && fr.hashOK():
-			t.seq = fr.seq
-			copy(t.prev[:], fr.hash)
-			t.torn = tornRange(buf, base, region, tornEnd)
-			return t, false, nil
-		case ferr == nil:
-			return t, false, &CorruptError{Offset: base + int64(start), Msg: "hash mismatch in the last record"}
-		case len(line) > 0 && errors.Is(ferr, errTruncated):
-			region = start
-		case len(line) == 0:
-			return t, false, &CorruptError{Offset: base + int64(start), Msg: "empty line"}
-		default:
-			return t, false, &CorruptError{Offset: base + int64(start), Msg: "not a record: " + ferr.Error()}
-		}
-		if start == 0 {
-			// Nothing intact at all: the first write was torn.
-			t.prev = zeroHash
-			t.torn = tornRange(buf, base, region, tornEnd)
-			return t, false, nil
-		}
-		lineEnd = start - 1
-	}
-}
-
-func tornRange(buf []byte, base int64, start, end int) *Recovered {
-	if start < 0 {
-		return nil
-	}
-	sum := sha256.Sum256(buf[start:end])
-	return &Recovered{
-		TornOffset: base + int64(start),
-		TornLength: int64(end - start),
-		TornSHA256: hex.EncodeToString(sum[:]),
 	}
 }

@@ -40,7 +40,7 @@
 // For example (testdata/example.jsonl):
 //
 //	{"v":1,"seq":1,"time":"2025-01-02T03:04:05.001000000Z","host":"host-1","session":"0123456789abcdef","pid":4242,"uid":1000,"event":"ledger_genesis","profile":"strict","profile_hash":"sha256:abababababababababababababababababababababababababababababababab","data":{"format":1,"algorithm":"sha256"},"prev":"0000000000000000000000000000000000000000000000000000000000000000","hash":"b033025eaaea814b0465cfdd877b721f854a902b7468f896e874e9037f67e500"}
-//	{"v":1,"seq":3,"time":"2025-01-02T03:04:05.003000000Z","host":"host-1","session":"0123456789abcdef","pid":4242,"uid":1000,"event":"decision","profile":"strict","profile_hash":"sha256:abababababababababababababababababababababababababababababababab","data":{"args":{"path":"docs/intro.md"},"method":"tools/call","request_id":7,"rule":"allow-docs","tool":"read_file","verdict":"allow"},"prev":"fe2c099cb542a749e5bb4fa6c7fbb7a3703e867f86ab574ddc50b9f95cff9dae","hash":"519d769932e529cf8965c1d37ac31c2b50d8a2903846e62c677097325059c197"}
+//	{"v":1,"seq":3,"time":"2025-01-02T03:04:05.003000000Z","host":"host-1","session":"0123456789abcdef","pid":4242,"uid":1000,"event":"decision","profile":"strict","profile_hash":"sha256:abababababababababababababababababababababababababababababababab","data":{"method":"tools/call","request_id":7,"tool":"read_file","verdict":"allow","rule":"allow-docs","args":{"path":"docs/intro.md"}},"prev":"5e2c08197b51eac27ff3cd34f63868418775208daa062501fa8a4ef38b32748d","hash":"29d53dee24088ac1f5df246b5be0130c0be5184c6e3492181a4b7d8965a1ba50"}
 //
 // # Hashed bytes and the chain
 //

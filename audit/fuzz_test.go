@@ -163,3 +163,32 @@ func FuzzValidJSON(f *testing.F) {
 		}
 	})
 }
+
+// FuzzRedactSkip: when mayRedact lets Append skip redaction, redaction would
+// indeed have changed nothing.
+func FuzzRedactSkip(f *testing.F) {
+	for _, s := range []string{`{"path":"a"}`, `{"Api-Key":"x"}`, `{"a":{"tok\u0065n":"x"}}`, `{"K":"\u212aey"}`, `{"s":"` + string(bytes.Repeat([]byte("x"), 50)) + `"}`} {
+		f.Add([]byte(s), 16)
+	}
+	m := newKeyMatcher(DefaultRedactKeys)
+	f.Fuzz(func(t *testing.T, data []byte, limit int) {
+		if !json.Valid(data) || mayRedact(data, m, limit) {
+			return
+		}
+		red, err := redactJSON(data, m.norm, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		decode := func(b []byte) (v any) {
+			d := json.NewDecoder(bytes.NewReader(b))
+			d.UseNumber()
+			if err := d.Decode(&v); err != nil {
+				t.Fatalf("decode %q: %v", b, err)
+			}
+			return v
+		}
+		if !jsonEqual(decode(data), decode(red)) {
+			t.Fatalf("mayRedact(%s) = false, but redaction gives %s", data, red)
+		}
+	})
+}

@@ -53,7 +53,7 @@ type Ledger struct {
 	path     string
 	opts     Options // with defaults filled in
 	hdr      header
-	redact   []string
+	redact   *keyMatcher
 	limit    int
 	overhead int // line bytes besides event name and data, at most
 
@@ -61,7 +61,11 @@ type Ledger struct {
 	now  func() time.Time
 	reqs chan *request
 	done chan struct{}
-	dead atomic.Pointer[error]
+
+	// Between the writer goroutine and syncLoop.
+	toSync chan job
+	synced chan struct{}
+	dead   atomic.Pointer[error]
 
 	mu     sync.RWMutex // held for reading while sending on reqs
 	closed bool
@@ -126,6 +130,7 @@ func newLedger(path string, o Options, f ledgerFile) (*Ledger, error) {
 	if keys == nil {
 		keys = DefaultRedactKeys
 	}
+	redact := newKeyMatcher(keys)
 	limit := o.RedactLimit
 	if limit == 0 {
 		limit = DefaultRedactLimit
@@ -135,12 +140,14 @@ func newLedger(path string, o Options, f ledgerFile) (*Ledger, error) {
 		path:     path,
 		opts:     o,
 		hdr:      hdr,
-		redact:   keys,
+		redact:   redact,
 		limit:    limit,
 		overhead: len(probe),
 		f:        f,
 		now:      time.Now,
 		reqs:     make(chan *request, maxBatch),
+		toSync:   make(chan job, maxInflight),
+		synced:   make(chan struct{}, maxInflight),
 		done:     make(chan struct{}),
 	}
 	go l.run()
@@ -231,10 +238,10 @@ func (l *Ledger) encode(fields any) ([]byte, error) {
 	if len(data) == 0 || data[0] != '{' {
 		return nil, fmt.Errorf("event fields must encode to a JSON object, not %.20q", data)
 	}
-	if len(l.redact) == 0 && l.limit < 0 {
+	if !mayRedact(data, l.redact, l.limit) {
 		return data, nil
 	}
-	return redactJSON(data, l.redact, l.limit)
+	return redactJSON(data, l.redact.norm, l.limit)
 }
 
 // Close waits for pending appends to be committed and closes the file.

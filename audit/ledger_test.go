@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -168,8 +169,9 @@ func TestAppendRedacts(t *testing.T) {
 	}
 }
 
-// TestGroupCommit holds the first sync until 63 more appends are queued:
-// they must all go out in one more write and one more sync.
+// TestGroupCommit holds the first sync until 63 more appends are queued or
+// written: they must go out in at most two more writes and syncs (one batch
+// may be written while the first sync runs).
 func TestGroupCommit(t *testing.T) {
 	m := &memFile{syncGate: make(chan struct{}), syncCalled: make(chan struct{}, 1)}
 	l := memLedger(t, m, fixedOptions)
@@ -187,17 +189,17 @@ func TestGroupCommit(t *testing.T) {
 			}
 		})
 	}
-	for len(l.reqs) < 63 {
-		// Wait until every append is queued behind the held sync.
-		syncYield()
+	// Wait until every append is written or queued behind the held sync.
+	for bytes.Count(m.bytes(), []byte("\n"))-2+len(l.reqs) < 63 {
+		runtime.Gosched()
 	}
 	m.mu.Lock()
 	m.syncCalled = nil
 	m.mu.Unlock()
 	close(m.syncGate)
 	wg.Wait()
-	if w, s := m.counts(); w != 2 || s != 2 {
-		t.Fatalf("64 appends made %d writes and %d syncs, want 2 and 2", w, s)
+	if w, s := m.counts(); w > 3 || s > 3 {
+		t.Fatalf("64 appends made %d writes and %d syncs, want at most 3 of each", w, s)
 	}
 	if rep := mustVerify(t, m.bytes()); rep.Records != 65 {
 		t.Fatalf("Verify = %d records, want 65", rep.Records)

@@ -18,7 +18,8 @@ import (
 // chunkSize is the size of a chunk unless a line is longer. The first
 // inlineBytes are scanned in the caller's goroutine: for a small ledger,
 // handing chunks to other threads costs more than it saves.
-const (
+// They are variables so that tests can exercise chunk boundaries.
+var (
 	chunkSize   = 512 << 10
 	inlineBytes = 2 << 20
 )

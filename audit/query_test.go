@@ -70,7 +70,9 @@ func TestLastLines(t *testing.T) {
 		{"last 3", b, 3, nil, trim(all[len(all)-3:])},
 		{"all and more", b, 1000, nil, trim(all)},
 		{"torn final line left out", torn, 2, nil, trim(all[len(all)-2:])},
-		{"filtered", b, 2, func(l []byte) bool { return bytes.Contains(l, []byte(`"seq":7,`)) || bytes.Contains(l, []byte(`"seq":8,`)) }, trim(all[6:8])},
+		{"filtered", b, 2, func(l []byte) bool {
+			return bytes.Contains(l, []byte(`"seq":7,`)) || bytes.Contains(l, []byte(`"seq":8,`))
+		}, trim(all[6:8])},
 		{"empty", nil, 5, nil, nil},
 	}
 	for _, tt := range tests {

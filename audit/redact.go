@@ -3,9 +3,11 @@ package audit
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 	"unicode/utf8"
 )
@@ -134,6 +136,100 @@ func truncateUTF8(s string, n int) string {
 		n--
 	}
 	return s[:n]
+}
+
+// keyMatcher finds normalized redaction keys inside a folded object key
+// without a call per redaction key: Append asks it for every key of every
+// record.
+type keyMatcher struct {
+	norm    []string // normalized keys
+	minLen  int
+	byFirst [256][]string
+}
+
+func newKeyMatcher(keys []string) *keyMatcher {
+	m := &keyMatcher{norm: normalizeKeys(keys), minLen: math.MaxInt}
+	for _, n := range m.norm {
+		m.minLen = min(m.minLen, len(n))
+		m.byFirst[n[0]] = append(m.byFirst[n[0]], n)
+	}
+	return m
+}
+
+// match reports whether folded contains a normalized key.
+func (m *keyMatcher) match(folded []byte) bool {
+	for i := 0; i <= len(folded)-m.minLen; i++ {
+		for _, n := range m.byFirst[folded[i]] {
+			if len(n) <= len(folded)-i && string(folded[i:i+len(n)]) == n {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// mayRedact reports whether redactJSON could change data; when it says no,
+// Append skips the decoding and re-encoding. It errs towards yes: data with
+// escapes or non-ASCII bytes always goes the slow way, because JSON
+// unescaping and normalizeKey's Unicode lower-casing could make a key match
+// that the bytes do not show. Without escapes, a quote always ends a string,
+// so `":` always ends an object key: the key is what lies between that quote
+// and the one before it.
+func mayRedact(data []byte, m *keyMatcher, limit int) bool {
+	// A decoded string is at least two bytes (its quotes) shorter than
+	// the JSON that holds it.
+	if limit >= 0 && len(data) > limit+2 {
+		return true
+	}
+	if bytes.IndexByte(data, '\\') >= 0 || !isASCII(data) {
+		return true
+	}
+	if len(m.norm) == 0 {
+		return false
+	}
+	var buf [256]byte
+	for rest := data; ; {
+		i := bytes.Index(rest, []byte(`":`))
+		if i < 0 {
+			return false
+		}
+		key := rest[:i]
+		if j := bytes.LastIndexByte(key, '"'); j >= 0 {
+			key = key[j+1:]
+		}
+		if len(key) > len(buf) {
+			return true
+		}
+		folded := buf[:0]
+		for _, c := range key {
+			switch {
+			case c == '_' || c == '-' || c == '.' || c == ' ':
+				continue
+			case c >= 'A' && c <= 'Z':
+				c += 'a' - 'A'
+			}
+			folded = append(folded, c)
+		}
+		if m.match(folded) {
+			return true
+		}
+		rest = rest[i+2:]
+	}
+}
+
+func isASCII(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b)&0x8080808080808080 != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // redactJSON applies Redact to an encoded JSON value and re-encodes it

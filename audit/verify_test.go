@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"reflect"
 	"runtime"
 	"slices"
 	"strconv"
@@ -143,4 +144,48 @@ func TestVerifyCatchesLineEdits(t *testing.T) {
 	}
 	_, err = VerifyWith(bytes.NewReader(orig), VerifyOptions{Anchors: []Anchor{{Seq: 7, Hash: head}}})
 	wantProblem(t, "anchor with the wrong hash", err, 7, ProblemAnchor)
+}
+
+// TestVerifyChunking runs Verify with chunks smaller than a line and with
+// every chunk sent to the workers: reports must not change.
+func TestVerifyChunking(t *testing.T) {
+	b := buildLedger(t, 300)
+	lines := splitLines(b)
+	inputs := [][]byte{
+		b,
+		append(bytes.Clone(b), lines[5][:100]...),
+		bytes.Join(append(slices.Clone(lines[:100]), lines[101:]...), nil),
+	}
+	for _, i := range []int{0, 1, 1000, len(b) / 2, len(b) - 2} {
+		f := bytes.Clone(b)
+		f[i] ^= 0x01
+		inputs = append(inputs, f)
+	}
+	type result struct {
+		rep Report
+		err string
+	}
+	run := func() []result {
+		var out []result
+		for _, in := range inputs {
+			rep, err := verifyBytes(in)
+			r := result{rep: rep}
+			if err != nil {
+				r.err = err.Error()
+			}
+			out = append(out, r)
+		}
+		return out
+	}
+	want := run()
+	defer func(c, i int) { chunkSize, inlineBytes = c, i }(chunkSize, inlineBytes)
+	for _, size := range []int{100, 700, 4096} {
+		chunkSize, inlineBytes = size, 0
+		got := run()
+		for k := range want {
+			if !reflect.DeepEqual(got[k], want[k]) {
+				t.Errorf("chunk size %d, input %d: Verify = %+v, want %+v", size, k, got[k], want[k])
+			}
+		}
+	}
 }

@@ -26,6 +26,14 @@ func newDecoder(st *state, v Vars) *decoder {
 
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, o opts, path string) error {
 	d.value[path] = d.st.at(n)
+	if v.Type() == policyType {
+		pol, err := d.tools(n, path)
+		if err != nil {
+			return err
+		}
+		v.Set(reflect.ValueOf(pol).Elem())
+		return nil
+	}
 	switch v.Kind() {
 	case reflect.Struct:
 		for i := 0; i+1 < len(n.Content); i += 2 {

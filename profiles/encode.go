@@ -15,8 +15,9 @@ import (
 
 // YAML returns the profile as a profile file: merged and expanded, keys in
 // schema order, map keys sorted, empty values left out, sizes in binary
-// units. A literal "$" is written "$$", so the output loads back (with any
-// Vars) into a profile equal to p but for Source. This is what
+// units. A literal "$" is written "$$" (except in tools:, which is not
+// expanded), so the output loads back (with any Vars) into a profile equal
+// to p but for Source. This is what
 // "vm-run profiles show" prints.
 func (p *Profile) YAML() ([]byte, error) {
 	n := encode(reflect.ValueOf(p).Elem(), opts{}, false)
@@ -32,16 +33,16 @@ func (p *Profile) YAML() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// Hash identifies what the profile enforces: "sha256:" and the hex SHA-256
-// of its JSON encoding without Source, so the same rules loaded from
-// different files hash the same. encoding/json writes struct fields in
+// Hash identifies what the profile enforces, tool policy included:
+// "sha256:" and the hex SHA-256 of its JSON encoding without Source, so the
+// same rules loaded from different files hash the same. encoding/json writes struct fields in
 // declaration order and map keys sorted, which makes the encoding canonical
 // for a given vm-run version.
 func (p *Profile) Hash() string {
 	c := *p
 	c.Source = nil
 	b, err := json.Marshal(&c)
-	if err != nil { // strings, numbers, bools and maps of strings cannot fail
+	if err != nil { // strings, numbers, bools and maps with string keys cannot fail
 		panic("profiles: encode profile for hashing: " + err.Error())
 	}
 	sum := sha256.Sum256(b)
@@ -51,6 +52,9 @@ func (p *Profile) Hash() string {
 // encode builds the YAML node for v, or nil when v is empty and can be left
 // out. keepZero keeps a zero number: a set limit of 0 differs from none.
 func encode(v reflect.Value, o opts, keepZero bool) *yaml.Node {
+	if v.Type() == policyType {
+		return encodeTools(v)
+	}
 	switch v.Kind() {
 	case reflect.Struct:
 		n := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}

@@ -76,6 +76,7 @@ func TestYAMLTrickyStrings(t *testing.T) {
 				"LONG": strings.Repeat("word ", 40),
 			},
 		},
+		Tools: denyAll(),
 		Audit: Audit{Redact: []string{"*", "&a", "- x"}},
 	}
 	out := roundTrip(t, p, testVars)
@@ -92,6 +93,7 @@ func TestYAMLFormatsNumbers(t *testing.T) {
 			NoFile: u64(4096), NProc: u64(Unlimited), AS: u64(3 << 30),
 			FSize: u64(1000), CPU: u64(90), Core: u64(0), TmpSize: 256 << 20,
 		},
+		Tools: denyAll(),
 	}
 	out := string(roundTrip(t, p, testVars))
 	want := `name: n
@@ -106,6 +108,8 @@ limits:
   cpu: 90
   core: 0
   tmp_size: 256MiB
+tools:
+  default_action: deny
 `
 	if out != want {
 		t.Errorf("YAML() =\n%s\nwant\n%s", out, want)

@@ -53,7 +53,7 @@ func (l *Loader) List() ([]Info, error) {
 				continue
 			}
 			info := Info{Name: name, Source: path}
-			data, err := readFile(path)
+			data, err := readFile("profile", path)
 			if err == nil {
 				info.Description, err = describe(&source{id: path, file: path, data: data})
 			}

@@ -107,7 +107,7 @@ func (l *Loader) readPath(path string) (*source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("profile %q: %w", path, err)
 	}
-	data, err := readFile(abs)
+	data, err := readFile("profile", abs)
 	if err != nil {
 		return nil, err
 	}
@@ -133,27 +133,28 @@ func (l *Loader) place(src *source) {
 	}
 }
 
-// readFile reads a regular file of at most maxFileSize bytes. O_NONBLOCK
-// keeps a FIFO named as a profile from blocking the open (open(2)).
-func readFile(path string) ([]byte, error) {
+// readFile reads a regular file of at most maxFileSize bytes; what names it
+// in errors ("profile"). O_NONBLOCK keeps a FIFO named as a profile from
+// blocking the open (open(2)).
+func readFile(what, path string) ([]byte, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, fmt.Errorf("open profile %q: %w", path, unwrapPath(err))
+		return nil, fmt.Errorf("open %s %q: %w", what, path, unwrapPath(err))
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("stat profile %q: %w", path, unwrapPath(err))
+		return nil, fmt.Errorf("stat %s %q: %w", what, path, unwrapPath(err))
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("open profile %q: not a regular file", path)
+		return nil, fmt.Errorf("open %s %q: not a regular file", what, path)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("read profile %q: %w", path, unwrapPath(err))
+		return nil, fmt.Errorf("read %s %q: %w", what, path, unwrapPath(err))
 	}
 	if len(data) > maxFileSize {
-		return nil, fmt.Errorf("read profile %q: larger than %d bytes", path, maxFileSize)
+		return nil, fmt.Errorf("read %s %q: larger than %d bytes", what, path, maxFileSize)
 	}
 	return data, nil
 }
@@ -172,7 +173,7 @@ func (l *Loader) lookup(name string, from int, builtinOnly bool) (*source, error
 	if !builtinOnly {
 		for i := from; i < len(l.Dirs); i++ {
 			path := filepath.Join(l.Dirs[i], name+".yaml")
-			data, err := readFile(path)
+			data, err := readFile("profile", path)
 			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 				continue
 			}

@@ -73,6 +73,7 @@ env:
 			Pass: []string{"PATH", "HOME", "TERM"},
 			Set:  map[string]string{"A": "one", "C": "3"},
 		},
+		Tools: denyAll(), // no tools: anywhere in the chain
 		Audit: Audit{Redact: []string{"token"}},
 	}
 	if !reflect.DeepEqual(p, want) {
@@ -222,6 +223,7 @@ func TestBuiltins(t *testing.T) {
 	s := *standard
 	s.Name, s.Description, s.Source = strict.Name, strict.Description, strict.Source
 	s.Filesystem.Write = strict.Filesystem.Write
+	s.Tools = strict.Tools // compared in TestBuiltinTools
 	if !reflect.DeepEqual(&s, strict) {
 		t.Errorf("standard differs from strict by more than the workspace being writable")
 	}

@@ -14,10 +14,14 @@ import (
 type state struct {
 	origin map[*yaml.Node]string
 	lines  map[string][]string
+	// layers maps a merged tools: node to the tools: nodes of the files
+	// it merges, base first (see mergeTools).
+	layers map[*yaml.Node][]*yaml.Node
 }
 
 func newState() *state {
-	return &state{origin: map[*yaml.Node]string{}, lines: map[string][]string{}}
+	return &state{origin: map[*yaml.Node]string{}, lines: map[string][]string{},
+		layers: map[*yaml.Node][]*yaml.Node{}}
 }
 
 func (st *state) at(n *yaml.Node) pos {
@@ -61,6 +65,9 @@ func (st *state) mergeDoc(base, over *yaml.Node) (*yaml.Node, error) {
 // over, both of type t. Removals ("!entry", null) in over that find nothing
 // in base are errors: they are typos or stale.
 func (st *state) merge(base, over *yaml.Node, t reflect.Type, path string) (*yaml.Node, error) {
+	if t == policyType {
+		return st.mergeTools(base, over), nil
+	}
 	switch t.Kind() {
 	case reflect.Struct:
 		return st.mergeMapping(base, over, path, func(key string) reflect.Type {

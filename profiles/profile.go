@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/vm-run/vm-run/landlock"
+	"github.com/vm-run/vm-run/proxy"
 )
 
 // Profile is a merged, variable-expanded profile: what vm-run enforces.
@@ -21,12 +22,18 @@ type Profile struct {
 	BestEffort bool `yaml:"best_effort,omitempty" json:"best_effort,omitempty"`
 
 	Filesystem Filesystem `yaml:"filesystem" json:"filesystem"`
-	Network    Network    `yaml:"network" json:"network"`
-	Landlock   Landlock   `yaml:"landlock" json:"landlock"`
-	Syscalls   Syscalls   `yaml:"syscalls" json:"syscalls"`
-	Limits     Limits     `yaml:"limits" json:"limits"`
-	Env        Env        `yaml:"env" json:"env"`
-	Audit      Audit      `yaml:"audit" json:"audit"`
+	// Network may be written as a scalar, its mode: "network: none".
+	Network  Network  `yaml:"network" json:"network" short:"mode"`
+	Landlock Landlock `yaml:"landlock" json:"landlock"`
+	Syscalls Syscalls `yaml:"syscalls" json:"syscalls"`
+	Limits   Limits   `yaml:"limits" json:"limits"`
+	Env      Env      `yaml:"env" json:"env"`
+	// Tools is the MCP tool policy, package proxy's schema and semantics
+	// (see tools.go). After Load it is never nil and is compiled: a profile
+	// chain without a tools: section gets default_action deny for
+	// everything, and an empty default_action is filled in as deny.
+	Tools *proxy.Policy `yaml:"tools,omitempty" json:"tools,omitempty"`
+	Audit Audit         `yaml:"audit" json:"audit"`
 }
 
 // Filesystem lists paths by the access granted beneath them. An entry ending
@@ -52,7 +59,8 @@ type Filesystem struct {
 	Hide []string `yaml:"hide,omitempty" json:"hide,omitempty"`
 }
 
-// Network modes.
+// Network modes. "off" is read as NetworkNone, so that "network: off"
+// means what it says; a loaded profile holds only these two.
 const (
 	NetworkNone     = "none"
 	NetworkLoopback = "loopback"

@@ -15,10 +15,16 @@ import (
 // The schema is the Go types: a YAML mapping decodes into a struct (keys are
 // the yaml tags) or a map, a sequence into a slice, a scalar into a string,
 // bool or unsigned integer. A new section is a new struct field; the checker,
-// merger, decoder and encoder below follow it without further code. Two
+// merger, decoder and encoder below follow it without further code. Three
 // extra struct tags steer them: unit:"count|bytes|seconds" says how a number
-// may be written (see parseNumber) and expand:"no" exempts a string from
-// variable expansion.
+// may be written (see parseNumber), expand:"no" exempts a string from
+// variable expansion, and short:"KEY" lets a mapping be written as a scalar
+// that stands for {KEY: scalar} ("network: none").
+//
+// One section is delegated: tools: is a [proxy.Policy], whose schema and
+// decoder belong to package proxy. The walkers stop at it: check looks only
+// at its YAML form and has proxy decode it, merge keeps each file's node,
+// and the decoder hands them to proxy in order (see tools.go).
 
 // document is what a profile file holds: a profile plus extends:.
 type document struct {
@@ -40,6 +46,7 @@ type field struct {
 type opts struct {
 	unit    string // for numbers: "count", "bytes" or "seconds"
 	literal bool   // no variable expansion
+	short   string // for mappings: the key a scalar value stands for
 }
 
 // fieldsOf lists the YAML keys of struct type t in declaration order,
@@ -69,7 +76,8 @@ func fieldsOf(t reflect.Type) []field {
 			key:   name,
 			index: []int{i},
 			typ:   f.Type,
-			opts:  opts{unit: f.Tag.Get("unit"), literal: f.Tag.Get("expand") == "no"},
+			opts: opts{unit: f.Tag.Get("unit"), literal: f.Tag.Get("expand") == "no",
+				short: f.Tag.Get("short")},
 		})
 	}
 	return out
@@ -220,6 +228,12 @@ func (st *state) check(n *yaml.Node, t reflect.Type, o opts, path string) error 
 	if tag := n.ShortTag(); !slices.Contains(knownTags, tag) {
 		return at.errorf("%s: YAML tag %s is not supported", label(path), tag)
 	}
+	if t == policyType {
+		return st.checkTools(n, path)
+	}
+	if o.short != "" && n.Kind == yaml.ScalarNode && !isNull(n) {
+		st.expandShort(n, o.short) // the value is checked as KEY's
+	}
 	switch t.Kind() {
 	case reflect.Struct:
 		return st.checkMapping(n, path, func(k *yaml.Node) (reflect.Type, opts, bool, error) {
@@ -291,6 +305,18 @@ func (st *state) check(n *yaml.Node, t reflect.Type, o opts, path string) error 
 		return nil
 	}
 	return at.errorf("%s: internal error: no YAML form for Go type %s", label(path), t)
+}
+
+// expandShort rewrites a scalar written for a mapping with a short:"KEY"
+// tag into the mapping {KEY: scalar}, in place, so that merging and
+// decoding see the long form. Both new nodes sit where the scalar was.
+func (st *state) expandShort(n *yaml.Node, key string) {
+	k := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key, Line: n.Line, Column: n.Column}
+	v := &yaml.Node{Kind: yaml.ScalarNode, Tag: n.Tag, Style: n.Style, Value: n.Value,
+		Line: n.Line, Column: n.Column}
+	st.origin[k], st.origin[v] = st.origin[n], st.origin[n]
+	*n = yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: n.Line, Column: n.Column,
+		Content: []*yaml.Node{k, v}}
 }
 
 // checkRemoval checks a "!entry" list item: the entry must parse as the

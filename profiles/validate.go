@@ -77,6 +77,9 @@ func (d *decoder) validate(p *Profile) error {
 	if err := d.env(&p.Env); err != nil {
 		return err
 	}
+	if err := d.toolsDefault(p); err != nil {
+		return err
+	}
 	return d.audit(p)
 }
 
@@ -146,7 +149,7 @@ func join[T ~string](list []T) string {
 
 func (d *decoder) network(n *Network) error {
 	switch n.Mode {
-	case "":
+	case "", "off":
 		n.Mode = NetworkNone
 	case NetworkNone, NetworkLoopback:
 	default:

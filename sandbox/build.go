@@ -165,13 +165,29 @@ func (s *Spec) hide(dirs []string) error {
 				continue // the private temp dir itself, not the host's
 			}
 			for _, h := range s.Hide {
-				if within(real, h) && !slices.Contains(s.Keep, real) {
-					s.Keep = append(s.Keep, real)
+				if within(real, h) && !slices.ContainsFunc(s.Keep, func(k Keep) bool { return k.Path == real }) {
+					s.Keep = append(s.Keep, Keep{Path: real, Writable: s.writable(real)})
 				}
 			}
 		}
 	}
 	return nil
+}
+
+// writable reports whether a write rule on a host path covers p. Write
+// rules on the hidden directories and the private temp dir grant writes to
+// the tmpfs mounted there, not to host paths kept beneath them.
+func (s *Spec) writable(p string) bool {
+	for _, w := range s.Landlock.Write {
+		real, err := filepath.EvalSymlinks(w)
+		if err != nil || real == s.TmpDir || slices.Contains(s.Hide, real) {
+			continue
+		}
+		if covers(real, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // within reports whether p is strictly beneath dir.

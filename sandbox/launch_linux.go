@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -46,6 +47,7 @@ type Process struct {
 	life   *os.File // write end of the spec pipe; closing it tells init the parent is gone
 	sigs   chan os.Signal
 	done   chan struct{}
+	closed sync.Once
 	// Pid is the init stage's pid as the parent sees it.
 	Pid int
 }
@@ -102,10 +104,17 @@ func Start(s *Spec, stdio Stdio) (*Process, error) {
 		// through /proc/self/fd. It drops them all before the command runs.
 		AmbientCaps: []uintptr{unix.CAP_SYS_ADMIN, unix.CAP_NET_ADMIN, unix.CAP_SETPCAP, unix.CAP_DAC_OVERRIDE},
 	}
-	if s.UID != uid || s.GID != gid {
-		// Only root gets here (the CLI refuses --user otherwise): the
-		// creator's own ids are unmapped, so switch to the mapped ones.
-		attr.Credential = &syscall.Credential{Uid: uint32(s.UID), Gid: uint32(s.GID), NoSetGroups: true}
+	if uid == 0 {
+		// Root switches to the command's ids (the creator's own are
+		// unmapped unless --user root) and drops its supplementary
+		// groups: inside they would show as nogroup, yet the host would
+		// still grant their access. An unprivileged caller cannot drop
+		// its groups (setgroups is denied in its user namespace,
+		// user_namespaces(7)); Landlock confines what they reach.
+		attr.Credential = &syscall.Credential{Uid: uint32(s.UID), Gid: uint32(s.GID), Groups: []uint32{}}
+		attr.GidMappingsEnableSetgroups = true
+	} else if s.UID != uid || s.GID != gid {
+		return nil, &SetupError{Code: ExitSetup, Op: "ids", Msg: "only root can run the command as another user"}
 	}
 	cmd := &exec.Cmd{
 		// /proc/self/exe, not the binary's path: when root runs the
@@ -225,11 +234,12 @@ func (p *Process) kill() {
 }
 
 func (p *Process) close() {
-	if p.done != nil {
-		signal.Stop(p.sigs)
-		close(p.done)
-		p.done = nil
-	}
-	p.status.Close()
-	p.life.Close()
+	p.closed.Do(func() {
+		if p.done != nil {
+			signal.Stop(p.sigs)
+			close(p.done)
+		}
+		p.status.Close()
+		p.life.Close()
+	})
 }

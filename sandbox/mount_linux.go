@@ -23,29 +23,29 @@ func setupMounts(s *Spec) error {
 		return os.NewSyscallError("mount / private", err)
 	}
 	type kept struct {
-		path string
-		fd   int
-		dir  bool
+		Keep
+		fd  int
+		dir bool
 	}
 	// Open the granted paths before they are hidden; bind them back from
-	// the descriptors afterwards. Shortest first, so a path already inside
-	// an earlier bind needs no mount of its own.
+	// the descriptors afterwards. Shortest first, so a path inside an
+	// earlier bind of the same writability needs no mount of its own.
 	keep := slices.Clone(s.Keep)
-	slices.SortFunc(keep, func(a, b string) int { return len(a) - len(b) })
+	slices.SortFunc(keep, func(a, b Keep) int { return len(a.Path) - len(b.Path) })
 	var ks []kept
-	for _, p := range keep {
-		if slices.ContainsFunc(ks, func(k kept) bool { return covers(k.path, p) }) {
+	for _, k := range keep {
+		if slices.ContainsFunc(ks, func(o kept) bool { return covers(o.Path, k.Path) && o.Writable == k.Writable }) {
 			continue
 		}
-		fd, err := unix.Open(p, unix.O_PATH|unix.O_CLOEXEC, 0)
+		fd, err := unix.Open(k.Path, unix.O_PATH|unix.O_CLOEXEC, 0)
 		if err != nil {
-			return &os.PathError{Op: "open", Path: p, Err: err}
+			return &os.PathError{Op: "open", Path: k.Path, Err: err}
 		}
 		var st unix.Stat_t
 		if err := unix.Fstat(fd, &st); err != nil {
-			return &os.PathError{Op: "fstat", Path: p, Err: err}
+			return &os.PathError{Op: "fstat", Path: k.Path, Err: err}
 		}
-		ks = append(ks, kept{p, fd, st.Mode&unix.S_IFMT == unix.S_IFDIR})
+		ks = append(ks, kept{k, fd, st.Mode&unix.S_IFMT == unix.S_IFDIR})
 	}
 	// The lower layers too must be opened before anything covers them.
 	lower := make([]int, len(s.Overlay))
@@ -70,14 +70,22 @@ func setupMounts(s *Spec) error {
 		}
 	}
 	for _, k := range ks {
-		if err := mountPoint(k.path, k.dir); err != nil {
+		if err := mountPoint(k.Path, k.dir); err != nil {
 			return err
 		}
 		src := "/proc/self/fd/" + strconv.Itoa(k.fd)
-		if err := unix.Mount(src, k.path, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-			return os.NewSyscallError(fmt.Sprintf("bind-mount %s", k.path), err)
+		if err := unix.Mount(src, k.Path, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return os.NewSyscallError(fmt.Sprintf("bind-mount %s", k.Path), err)
 		}
 		unix.Close(k.fd)
+		if !k.Writable {
+			// Read-only at the mount, whatever Landlock rule covers the
+			// directory it now sits in.
+			flags := uintptr(unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV)
+			if err := unix.Mount("", k.Path, "", flags, ""); err != nil {
+				return os.NewSyscallError(fmt.Sprintf("remount %s read-only", k.Path), err)
+			}
+		}
 	}
 	for i, o := range s.Overlay {
 		if err := mountOverlay(o, lower[i]); err != nil {

@@ -33,7 +33,7 @@ type Spec struct {
 	// them. TmpDir (one of Hide, or beneath one) is the writable private
 	// temp dir, of TmpSize bytes.
 	Hide    []string `json:"hide,omitempty"`
-	Keep    []string `json:"keep,omitempty"`
+	Keep    []Keep   `json:"keep,omitempty"`
 	TmpDir  string   `json:"tmpdir,omitempty"`
 	TmpSize uint64   `json:"tmp_size,omitempty"`
 
@@ -48,6 +48,16 @@ type Spec struct {
 	// HostNetNS identifies the parent's network namespace (its inode);
 	// the init stage refuses to go on if it finds itself still there.
 	HostNetNS string `json:"host_netns"`
+}
+
+// Keep is a host path bind-mounted back beneath a hidden directory.
+type Keep struct {
+	Path string `json:"path"`
+	// Writable is true when a write or overlay rule on a host path covers
+	// it. Otherwise the bind is read-only: Landlock rules cover whatever
+	// is mounted beneath their directory, so without it the write rule on
+	// the private temp dir would reach a workspace kept inside it.
+	Writable bool `json:"writable,omitempty"`
 }
 
 // Rlimit is one setrlimit(2) call; soft and hard are both Value.

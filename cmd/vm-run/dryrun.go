@@ -44,7 +44,15 @@ func printSpec(w io.Writer, l *launch) error {
 		row("best effort", "yes: missing landlock features are warned about, not enforced")
 	}
 	row("hidden (empty tmpfs)", list(s.Hide))
-	row("bound back", list(s.Keep))
+	var kept []string
+	for _, k := range s.Keep {
+		mode := "ro"
+		if k.Writable {
+			mode = "rw"
+		}
+		kept = append(kept, k.Path+" ("+mode+")")
+	}
+	row("bound back", list(kept))
 	row("private tmp", fmt.Sprintf("%s (%d MiB tmpfs)", s.TmpDir, s.TmpSize>>20))
 	row("seccomp opt-ins", list(s.Seccomp.Allow))
 	var lims []string

@@ -23,7 +23,12 @@ func (c selftestCmd) Run(stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("find vm-run's own executable: %w", err)
 	}
-	home, _ := os.UserHomeDir()
+	// ${HOME} is the home of the user the probes run as: nobody's when
+	// root runs the battery, as for vm-run run.
+	_, _, home, err := commandIDs("")
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	rep, err := selftest.Run(ctx, selftest.Options{

@@ -28,12 +28,17 @@
 //
 // [Run] creates the targets on the host: a workspace, a secret file in a
 // directory no rule grants, a secret under a directory the profile hides,
-// a loopback TCP listener, abstract and pathname unix socket listeners, a
-// pseudo-terminal, descriptors leaked without close-on-exec and a victim
-// process outside the sandbox. When vm-run runs as root the sandboxed
-// command runs as nobody, so the fixtures belong to nobody and the
-// baseline runs as nobody too: file modes and ptrace rules then allow every
-// attack, and only the sandbox can make the difference.
+// a second workspace in the host's /tmp (which the sandbox's private /tmp
+// covers), a loopback TCP listener, abstract and pathname unix socket
+// listeners, a pseudo-terminal, descriptors leaked without close-on-exec
+// and a victim process outside the sandbox. The files go in the caller's
+// home, in /var/lib for root, or in a temp dir, whichever the profile
+// neither grants nor hides first, and are removed at the end.
+//
+// When vm-run runs as root the sandboxed command runs as nobody, so the
+// fixtures belong to nobody and the baseline runs as nobody too: file
+// modes and ptrace rules then allow every attack, and only the sandbox can
+// make the difference. The vm-run binary must be executable by that user.
 //
 // # Baselines
 //

@@ -46,8 +46,7 @@ type fixtures struct {
 	sockName     string // an abstract unix socket listener
 	tcpAddr      string // a loopback TCP listener
 
-	groupFile string // readable only by groupGID, a group of the caller
-	groupGID  int
+	groupFile string // readable only by a supplementary group of the caller
 
 	tokens map[string]string // fixture name -> token
 
@@ -72,38 +71,31 @@ func token() string {
 	return hex.EncodeToString(b)
 }
 
-// newBase creates the battery's directory in the first candidate parent
-// where the command's user can reach it, and the workspace in it.
-func newBase(uid, gid int, parents []string) (*fixtures, error) {
-	var errs []error
-	for _, parent := range parents {
-		dir, err := os.MkdirTemp(parent, "vm-run-selftest-")
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		real, err := filepath.EvalSymlinks(dir)
-		if err != nil {
-			os.RemoveAll(dir)
-			errs = append(errs, err)
-			continue
-		}
-		fx := &fixtures{uid: uid, gid: gid, base: real, tokens: map[string]string{}}
-		fx.workspace = filepath.Join(real, "workspace")
-		fx.outside = filepath.Join(real, "outside")
-		fx.tmp = filepath.Join(real, "tmp")
-		if err := fx.mkdirs(0o755, real, fx.workspace, fx.outside, fx.tmp); err != nil {
-			fx.close()
-			return nil, err
-		}
-		if !reachable(real, uid, gid) {
-			fx.close()
-			errs = append(errs, fmt.Errorf("%s: not reachable by uid %d", parent, uid))
-			continue
-		}
-		return fx, nil
+// newBase creates the battery's directory in parent, and the workspace,
+// outside and tmp directories in it, all reachable by the command's user.
+func newBase(uid, gid int, parent string) (*fixtures, error) {
+	dir, err := os.MkdirTemp(parent, "vm-run-selftest-")
+	if err != nil {
+		return nil, fmt.Errorf("create the battery's directory: %w", err)
 	}
-	return nil, fmt.Errorf("create the battery's directory: %w", errors.Join(errs...))
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("resolve %q: %w", dir, err)
+	}
+	fx := &fixtures{uid: uid, gid: gid, base: real, tokens: map[string]string{}}
+	fx.workspace = filepath.Join(real, "workspace")
+	fx.outside = filepath.Join(real, "outside")
+	fx.tmp = filepath.Join(real, "tmp")
+	if err := fx.mkdirs(0o755, real, fx.workspace, fx.outside, fx.tmp); err != nil {
+		fx.close()
+		return nil, err
+	}
+	if !reachable(real, uid, gid) {
+		fx.close()
+		return nil, fmt.Errorf("%s: uid %d cannot reach it", parent, uid)
+	}
+	return fx, nil
 }
 
 // reachable reports whether every directory above path lets uid:gid
@@ -247,7 +239,6 @@ func (fx *fixtures) groupFixture() error {
 		if g == fx.gid {
 			continue
 		}
-		fx.groupGID = g
 		fx.groupFile = filepath.Join(fx.workspace, "group-only")
 		fx.tokens["group"] = token()
 		if err := os.WriteFile(fx.groupFile, []byte(fx.tokens["group"]+"\n"), 0o040); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"syscall"
 
@@ -278,6 +279,10 @@ func probeUserNS(ps params) verdict {
 // numbers a filter for x86-64 would misread. Without ia32 emulation the
 // kernel kills the probe with SIGSEGV; a filter should kill it with SIGSYS.
 func probeIA32(params) verdict {
+	if !sysprobe.Available {
+		return blocked("", "no ia32 entry on %s", runtime.GOARCH).
+			impossible("there is no ia32 entry point on %s", runtime.GOARCH)
+	}
 	r := sysprobe.Int80(sysprobe.IA32Getpid, 0, 0, 0)
 	if e := sysprobe.Errno(r); e != 0 {
 		return blocked(filterMechanism(e, "kernel ("+errName(e)+")"), "int $0x80 getpid: %s", errName(e))
@@ -290,6 +295,10 @@ func probeIA32(params) verdict {
 
 // probeX32: getpid through the x32 ABI (bit 30 of the number).
 func probeX32(params) verdict {
+	if !sysprobe.Available {
+		return blocked("", "no x32 ABI on %s", runtime.GOARCH).
+			impossible("there is no x32 ABI on %s", runtime.GOARCH)
+	}
 	r, e := sysprobe.X32Syscall(sysprobe.X32Getpid, 0, 0, 0)
 	if e != 0 {
 		v := blocked("kernel ("+errName(e)+")", "x32 getpid: %s", errName(e))

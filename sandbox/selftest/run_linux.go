@@ -99,7 +99,7 @@ func setup(o Options, self string, u User) (*fixtures, *profiles.Profile, error)
 	var fallback *fixtures
 	var fallbackProf *profiles.Profile
 	for _, parent := range parents {
-		fx, err := newBase(u.UID, u.GID, []string{parent})
+		fx, err := newBase(u.UID, u.GID, parent)
 		if err != nil {
 			why = append(why, err.Error())
 			continue

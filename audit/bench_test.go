@@ -1,0 +1,146 @@
+package audit
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// benchDecision is a typical record: a tools/call decision with a path.
+func benchDecision(i int) Decision {
+	return Decision{Method: "tools/call", Tool: "read_file", Verdict: VerdictAllow, Rule: "allow-docs",
+		Args: map[string]any{"path": fmt.Sprintf("docs/section-%d/page.md", i)}}
+}
+
+// plainRate is the appends per second of the simplest durable writer, one
+// write and one fdatasync per event, measured once per run in the same
+// directory as the ledger benchmarks.
+var plainRate = sync.OnceValues(func() (float64, error) {
+	dir, err := os.MkdirTemp("", "vmrun-bench-plain")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	return plainLoop(filepath.Join(dir, "plain.jsonl"), 200, 500*time.Millisecond)
+})
+
+// plainLoop appends ledger-sized lines with write+fdatasync, at least n of
+// them and for at least d, and returns events per second.
+func plainLoop(path string, min int, d time.Duration) (float64, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	m := &memFile{}
+	l, err := newLedger("mem", fixedOptions, m)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := l.Log(context.Background(), benchDecision(0)); err != nil {
+		return 0, err
+	}
+	l.Close()
+	line := splitLines(m.bytes())[1]
+	start := time.Now()
+	n := 0
+	for ; n < min || time.Since(start) < d; n++ {
+		if _, err := f.Write(line); err != nil {
+			return 0, err
+		}
+		if err := unix.Fdatasync(int(f.Fd())); err != nil {
+			return 0, err
+		}
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+// BenchmarkPlainFsync is the baseline: one write and one fdatasync per
+// event, one event at a time.
+func BenchmarkPlainFsync(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "plain.jsonl")
+	rate, err := plainLoop(path, b.N, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(rate, "appends/s")
+}
+
+// BenchmarkAppend measures appends per second with 1, 8, 64 and 256
+// goroutines appending at once to a ledger on disk, and the ratio to the
+// plain write+fdatasync loop ("x_plain").
+func BenchmarkAppend(b *testing.B) {
+	for _, n := range []int{1, 8, 64, 256} {
+		b.Run(fmt.Sprintf("appenders=%d", n), func(b *testing.B) {
+			plain, err := plainRate()
+			if err != nil {
+				b.Fatal(err)
+			}
+			l, err := Open(filepath.Join(b.TempDir(), "ledger.jsonl"), Options{Profile: "bench"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close()
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			start := time.Now()
+			for range n {
+				wg.Go(func() {
+					for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
+						if _, err := l.Log(context.Background(), benchDecision(int(i))); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			rate := float64(b.N) / time.Since(start).Seconds()
+			b.StopTimer()
+			b.ReportMetric(rate, "appends/s")
+			b.ReportMetric(plain, "plain_appends/s")
+			b.ReportMetric(rate/plain, "x_plain")
+		})
+	}
+}
+
+// BenchmarkVerify measures Verify on a 16 MB ledger of typical records, a
+// fifth of them carrying a 1 KiB argument.
+func BenchmarkVerify(b *testing.B) {
+	m := &memFile{}
+	l, err := newLedger("mem", fixedOptions, m)
+	if err != nil {
+		b.Fatal(err)
+	}
+	content := strings.Repeat("package main\n\nfunc main() {}\n", 36)
+	for i := 0; ; i++ {
+		if size, _ := m.Size(); size >= 16<<20 {
+			break
+		}
+		d := benchDecision(i)
+		if i%5 == 0 {
+			d.Args.(map[string]any)["content"] = content
+		}
+		if _, err := l.Log(context.Background(), d); err != nil {
+			b.Fatal(err)
+		}
+	}
+	l.Close()
+	data := m.bytes()
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	for range b.N {
+		if _, err := verifyBytes(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

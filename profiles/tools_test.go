@@ -1,0 +1,542 @@
+package profiles
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/vm-run/vm-run/proxy"
+)
+
+// denyAll is the policy of a profile chain without tools:, compiled as Load
+// returns it.
+func denyAll() *proxy.Policy {
+	p := &proxy.Policy{DefaultAction: proxy.Deny}
+	if err := p.Compile(); err != nil {
+		panic(err)
+	}
+	return p
+}
+
+// seed is the seeds' example (DESIGN.md) as a profile, with the network
+// written in the long form; the table below also writes it as the seed does.
+const seed = `name: docs-only
+extends: strict
+network:
+  mode: none
+tools:
+  rules:
+    - id: allow-docs
+      allow: ["read(docs/*)", "read(*.md)"]
+    - id: block-src-writes
+      deny: ["write(src/*)", "write(lib/*)"]
+  default_action: deny
+`
+
+// call is one tool call and the verdict a policy should give it.
+type call struct {
+	kind    proxy.Kind
+	name    string
+	path    string // the "path" argument of a tool call, if any
+	verdict proxy.Action
+	rule    string
+}
+
+func (c call) info() proxy.CallInfo {
+	ci := proxy.CallInfo{Kind: c.kind, Name: c.name, Workspace: testVars.Workspace}
+	if c.kind == "" {
+		ci.Kind = proxy.KindTool
+	}
+	if c.path != "" {
+		ci.Arguments = map[string]any{"path": c.path}
+	}
+	return ci
+}
+
+func checkCalls(t *testing.T, what string, p *proxy.Policy, calls []call) {
+	t.Helper()
+	for _, c := range calls {
+		d := p.Decide(c.info())
+		if d.Verdict != c.verdict || d.RuleID != c.rule {
+			t.Errorf("%s: Decide(%s %s %q) = %s by %q (%s), want %s by %q",
+				what, c.kind, c.name, c.path, d.Verdict, d.RuleID, d.Reason, c.verdict, c.rule)
+		}
+	}
+}
+
+func ruleIDs(p *proxy.Policy) []string {
+	var ids []string
+	for _, r := range p.Rules {
+		ids = append(ids, r.ID)
+	}
+	return ids
+}
+
+// TestToolsLoad loads D/p.yaml and checks the merged policy: its rule ids
+// in order, its default, and verdicts on calls.
+func TestToolsLoad(t *testing.T) {
+	seedCalls := []call{
+		{name: "read_text_file", path: "docs/a.txt", verdict: proxy.Allow, rule: "strict-read"},
+		{name: "write_file", path: "src/a.go", verdict: proxy.Deny, rule: "block-src-writes"},
+		{name: "move_file", path: "lib/x", verdict: proxy.Deny, rule: "block-src-writes"},
+		{name: "write_file", path: "notes.txt", verdict: proxy.Deny, rule: proxy.RuleDefault},
+		{name: "run_shell", verdict: proxy.Deny, rule: proxy.RuleDefault},
+		{kind: proxy.KindResource, name: "file:///work/proj/a", verdict: proxy.Allow, rule: proxy.RuleDefault},
+		{kind: proxy.KindSampling, name: "sampling/createMessage", verdict: proxy.Deny, rule: proxy.RuleDefault},
+	}
+	tests := []struct {
+		name      string
+		files     map[string]string
+		wantRules []string
+		wantNet   string
+		calls     []call
+	}{
+		{"the seed, long network form", map[string]string{"p.yaml": seed},
+			[]string{"strict-read", "allow-docs", "block-src-writes"}, NetworkNone, seedCalls},
+		{"the seed, network: off", map[string]string{
+			"p.yaml": strings.Replace(seed, "network:\n  mode: none\n", "network: off\n", 1),
+		}, []string{"strict-read", "allow-docs", "block-src-writes"}, NetworkNone, seedCalls},
+		{"the seed alone", map[string]string{"p.yaml": strings.Replace(seed, "extends: strict\n", "", 1)},
+			[]string{"allow-docs", "block-src-writes"}, NetworkNone, []call{
+				{name: "read_text_file", path: "docs/a.txt", verdict: proxy.Allow, rule: "allow-docs"},
+				{name: "read_text_file", path: "README.md", verdict: proxy.Allow, rule: "allow-docs"},
+				{name: "read_text_file", path: "src/a.go", verdict: proxy.Deny, rule: proxy.RuleDefault},
+				{kind: proxy.KindResource, name: "file:///work/proj/a", verdict: proxy.Deny, rule: proxy.RuleDefault},
+			}},
+		{"no tools and no extends: deny everything", map[string]string{"p.yaml": "network: loopback\n"},
+			nil, NetworkLoopback, []call{
+				{name: "read_text_file", path: "docs/a.txt", verdict: proxy.Deny, rule: proxy.RuleDefault},
+				{kind: proxy.KindResource, name: "file:///work/proj/a", verdict: proxy.Deny, rule: proxy.RuleDefault},
+				{kind: proxy.KindPrompt, name: "review", verdict: proxy.Deny, rule: proxy.RuleDefault},
+			}},
+		{"extends strict without tools", map[string]string{"p.yaml": "extends: strict\n"},
+			[]string{"strict-read"}, NetworkNone, []call{
+				{name: "list_directory", path: "src", verdict: proxy.Allow, rule: "strict-read"},
+				{name: "write_file", path: "src/a", verdict: proxy.Deny, rule: proxy.RuleDefault},
+				{kind: proxy.KindElicitation, name: "elicitation/create", verdict: proxy.Deny, rule: proxy.RuleDefault},
+			}},
+		{"a child's default_action replaces", map[string]string{
+			"p.yaml":    "extends: base.yaml\ntools:\n  default_action: allow\n  defaults:\n    sampling: deny\n",
+			"base.yaml": "tools:\n  default_action: deny\n  rules:\n    - id: no-src\n      deny: [\"write(src/**)\"]\n",
+		}, []string{"no-src"}, NetworkNone, []call{
+			{name: "run_shell", verdict: proxy.Allow, rule: proxy.RuleDefault},
+			{name: "write_file", path: "src/a", verdict: proxy.Deny, rule: "no-src"},
+			{kind: proxy.KindSampling, name: "sampling/createMessage", verdict: proxy.Deny, rule: proxy.RuleDefault},
+		}},
+		{"tools: ~ drops the inherited policy", map[string]string{"p.yaml": "extends: standard\ntools: ~\n"},
+			nil, NetworkNone, []call{
+				{name: "read_text_file", path: "a", verdict: proxy.Deny, rule: proxy.RuleDefault},
+			}},
+		{"tools: ~ then a fresh policy further down", map[string]string{
+			"p.yaml":   "extends: mid.yaml\ntools:\n  rules:\n    - id: echo\n      allow: [echo]\n",
+			"mid.yaml": "extends: strict\ntools: ~\n",
+		}, []string{"echo"}, NetworkNone, []call{
+			{name: "echo", verdict: proxy.Allow, rule: "echo"},
+			{name: "read_text_file", path: "a", verdict: proxy.Deny, rule: proxy.RuleDefault},
+		}},
+		{"a child uses its base's class", map[string]string{
+			"p.yaml": "extends: base.yaml\ntools:\n  rules:\n    - id: fetch-cache\n" +
+				"      allow: [\"fetch(cache/*)\"]\n    - id: no-fetch-src\n      deny:\n        - class: fetch\n          paths: [src]\n",
+			"base.yaml": "tools:\n  classes:\n    fetch:\n      tools: [http_get]\n      path_args: [file]\n",
+		}, []string{"fetch-cache", "no-fetch-src"}, NetworkNone, []call{
+			{name: "http_get", verdict: proxy.Deny, rule: proxy.RuleDefault},
+		}},
+		{"classes add up across extends", map[string]string{
+			"p.yaml":    "extends: base.yaml\ntools:\n  classes:\n    read:\n      tools: [my_reader]\n",
+			"base.yaml": "extends: strict\n",
+		}, []string{"strict-read"}, NetworkNone, []call{
+			{name: "my_reader", verdict: proxy.Allow, rule: "strict-read"},
+			{name: "read_file", verdict: proxy.Allow, rule: "strict-read"},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := writeFiles(t, tt.files)
+			p, err := (&Loader{}).Load(filepath.Join(dir, "p.yaml"), testVars)
+			if err != nil {
+				t.Fatalf("Load(p.yaml) = %v", err)
+			}
+			if p.Tools == nil {
+				t.Fatal("Load(p.yaml).Tools = nil, want a policy")
+			}
+			if got := ruleIDs(p.Tools); !slices.Equal(got, tt.wantRules) {
+				t.Errorf("tools.rules ids = %q, want %q", got, tt.wantRules)
+			}
+			if p.Tools.DefaultAction == "" {
+				t.Errorf("tools.default_action is empty, want it filled in")
+			}
+			if p.Network.Mode != tt.wantNet {
+				t.Errorf("network.mode = %q, want %q", p.Network.Mode, tt.wantNet)
+			}
+			checkCalls(t, tt.name, p.Tools, tt.calls)
+			roundTrip(t, p, testVars)
+		})
+	}
+}
+
+// TestToolsClassesFromBase checks what the class of a base profile does to
+// a child's matchers: "fetch(...)" names the class, not a tool.
+func TestToolsClassesFromBase(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"p.yaml": "extends: base.yaml\ntools:\n  rules:\n    - id: fetch-cache\n      allow: [\"fetch(cache/*)\"]\n",
+		"base.yaml": "tools:\n  classes:\n    fetch:\n      tools: [http_get]\n      path_args: [file]\n" +
+			"  rules:\n    - id: no-fetch-src\n      deny:\n        - class: fetch\n          paths: [./src]\n",
+	})
+	p, err := (&Loader{}).Load(filepath.Join(dir, "p.yaml"), testVars)
+	if err != nil {
+		t.Fatalf("Load(p.yaml) = %v", err)
+	}
+	for _, c := range []struct {
+		tool, file string
+		verdict    proxy.Action
+		rule       string
+	}{
+		{"http_get", "cache/a", proxy.Allow, "fetch-cache"},
+		{"http_get", "src/a", proxy.Deny, "no-fetch-src"},
+		{"fetch", "cache/a", proxy.Deny, proxy.RuleDefault}, // a tool named fetch is not in the class
+	} {
+		d := p.Tools.Decide(proxy.CallInfo{Kind: proxy.KindTool, Name: c.tool,
+			Arguments: map[string]any{"file": c.file}, Workspace: testVars.Workspace})
+		if d.Verdict != c.verdict || d.RuleID != c.rule {
+			t.Errorf("Decide(%s %q) = %s by %q, want %s by %q", c.tool, c.file, d.Verdict, d.RuleID, c.verdict, c.rule)
+		}
+	}
+}
+
+// TestToolsErrors loads D/p.yaml (as TestLoadErrors does) and wants an
+// *Error at file:line:col inside the tools: section.
+func TestToolsErrors(t *testing.T) {
+	tests := []struct {
+		name  string
+		files map[string]string
+		want  string
+	}{
+		{"unknown key", map[string]string{"p.yaml": "tools:\n  default_action: deny\n  rulez: []\n"},
+			`D/p.yaml:3:3: tools: unknown key "rulez" (want one of [default_action defaults classes rules])`},
+		{"unknown rule key", map[string]string{"p.yaml": "tools:\n  rules:\n    - id: a\n      alow: [echo]\n"},
+			`D/p.yaml:4:7: tools: rule: unknown key "alow" (want one of [id reason allow deny])`},
+		{"bad matcher", map[string]string{"p.yaml": "tools:\n  rules:\n    - id: a\n      allow: [echo, \"read(/etc/*)\"]\n"},
+			`D/p.yaml:4:21: tools: rule "a": matcher "read(/etc/*)": bad pattern: path pattern "/etc/*" is absolute; patterns are relative to the workspace`},
+		{"unclosed matcher", map[string]string{"p.yaml": "tools:\n  rules:\n    - id: a\n      deny:\n        - write(src\n"},
+			`D/p.yaml:5:11: tools: rule "a": matcher "write(src": want WORD or WORD(ARGUMENT)`},
+		{"bad default", map[string]string{"p.yaml": "tools:\n  default_action: maybe\n"},
+			`D/p.yaml:2:19: tools: default_action: "maybe": want allow or deny`},
+		{"not a mapping", map[string]string{"p.yaml": "tools: [echo]\n"},
+			`D/p.yaml:1:8: tools: want a mapping, got a list`},
+		{"null with nothing inherited", map[string]string{"p.yaml": "tools: ~\n"},
+			`D/p.yaml:1:8: tools: null removes an inherited value, but none is inherited`},
+		{"anchor", map[string]string{"p.yaml": "tools:\n  rules:\n    - id: a\n      allow: &x [echo]\n      deny: *x\n"},
+			`D/p.yaml:4:14: tools.rules[0].allow: anchors (&x) are not supported`},
+		{"tag", map[string]string{"p.yaml": "tools:\n  default_action: !act deny\n"},
+			`D/p.yaml:2:19: tools.default_action: YAML tag !act is not supported`},
+		{"merge key", map[string]string{"p.yaml": "tools:\n  <<: {}\n"},
+			`D/p.yaml:2:3: tools: merge keys (<<) are not supported`},
+		{"variable", map[string]string{"p.yaml": "tools:\n  rules:\n    - id: a\n      deny: [\"write(${WORKSPACE}/src/*)\"]\n"},
+			`D/p.yaml:4:21: tools.rules[0].deny[0]: ${WORKSPACE} is not expanded in tools: path patterns are relative to the workspace already ("docs/*" means ${WORKSPACE}/docs/*)`},
+		{"broken base dropped by the child", map[string]string{
+			"p.yaml":    "extends: base.yaml\ntools: ~\n",
+			"base.yaml": "tools:\n  rules:\n    - id: a\n      allow: [\"read(../x)\"]\n",
+		}, `D/base.yaml:4:15: tools: rule "a": matcher "read(../x)": bad pattern: path pattern "../x" has a ".." segment`},
+		{"unknown class nowhere defined", map[string]string{
+			"p.yaml": "tools:\n  rules:\n    - id: a\n      allow:\n        - class: fetch\n",
+		}, `D/p.yaml:5:11: tools: rule "a": matcher {"class":"fetch"}: unknown class "fetch"`},
+		{"class defined only by the child", map[string]string{
+			"p.yaml":    "extends: base.yaml\ntools:\n  classes:\n    fetch:\n      tools: [http_get]\n",
+			"base.yaml": "tools:\n  rules:\n    - id: a\n      allow:\n        - class: fetch\n",
+		}, `D/base.yaml:5:11: tools: rule "a": matcher {"class":"fetch"}: unknown class "fetch"`},
+		{"rule id used by the base", map[string]string{
+			"p.yaml":    "extends: base.yaml\ntools:\n  rules:\n    - id: other\n      allow: [echo]\n    - id: mine\n      deny: [rm]\n",
+			"base.yaml": "tools:\n  rules:\n    - id: mine\n      allow: [ls]\n",
+		}, `D/p.yaml:6:11: tools.rules[1].id: rule id "mine" is already used at D/base.yaml:3:11; rules add up across extends:, so each needs its own id`},
+		{"class that changes a base rule", map[string]string{
+			"p.yaml":    "extends: base.yaml\ntools:\n  classes:\n    fetch_url:\n      tools: [curl]\n",
+			"base.yaml": "tools:\n  rules:\n    - id: no-fetch\n      deny: [fetch_url]\n",
+		}, `D/p.yaml:4:5: tools.classes.fetch_url: a class named "fetch_url" would turn matcher "fetch_url" of rule "no-fetch", inherited, from a tool name into this class; rename the class`},
+
+		// The network shorthand.
+		{"network shorthand, bad mode", map[string]string{"p.yaml": "network: wifi\n"},
+			`D/p.yaml:1:10: network.mode: want none or loopback, got "wifi"`},
+		{"network shorthand, a bool is no mode", map[string]string{"p.yaml": "network: false\n"},
+			`D/p.yaml:1:10: network.mode: want none or loopback, got "false"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := writeFiles(t, tt.files)
+			_, err := (&Loader{}).Load(filepath.Join(dir, "p.yaml"), testVars)
+			want := strings.ReplaceAll(tt.want, "D/", dir+"/")
+			if err == nil {
+				t.Fatalf("Load(p.yaml) = nil error, want %q", want)
+			}
+			if err.Error() != want {
+				t.Errorf("Load(p.yaml) error:\n got %s\nwant %s", err, want)
+			}
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Errorf("Load(p.yaml) error %T is not an *Error", err)
+			}
+		})
+	}
+}
+
+func TestNetworkShorthand(t *testing.T) {
+	tests := []struct {
+		yaml    string
+		want    Network
+		wantErr string
+	}{
+		{"network: off\n", Network{Mode: NetworkNone}, ""},
+		{"network: none\n", Network{Mode: NetworkNone}, ""},
+		{"network: \"loopback\"\n", Network{Mode: NetworkLoopback}, ""},
+		{"network:\n  mode: off\n", Network{Mode: NetworkNone}, ""},
+		{"extends: strict\nnetwork: loopback\n", Network{Mode: NetworkLoopback}, ""},
+		// The shorthand over an inherited mapping replaces only the mode:
+		// dev's any_port stays, and needs loopback.
+		{"extends: dev\nnetwork: off\n", Network{},
+			": network.any_port: needs network.mode loopback; the mode is none"},
+	}
+	for _, tt := range tests {
+		p, err := (&Loader{}).Parse("p.yaml", []byte(tt.yaml), testVars)
+		if tt.wantErr != "" {
+			if err == nil || !strings.HasSuffix(err.Error(), tt.wantErr) {
+				t.Errorf("Parse(%q) = %v, want an error ending %q", tt.yaml, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("Parse(%q) = %v", tt.yaml, err)
+			continue
+		}
+		if !reflect.DeepEqual(p.Network, tt.want) {
+			t.Errorf("Parse(%q).Network = %+v, want %+v", tt.yaml, p.Network, tt.want)
+		}
+	}
+}
+
+func TestBuiltinTools(t *testing.T) {
+	load := func(name string) *Profile {
+		t.Helper()
+		p, err := (&Loader{}).Load(name, testVars)
+		if err != nil {
+			t.Fatalf("Load(%q) = %v", name, err)
+		}
+		return p
+	}
+	strict, standard, dev := load("strict"), load("standard"), load("dev")
+	// strict.yaml writes out proxy.Strict(), so that "profiles show" shows
+	// what is allowed.
+	if !reflect.DeepEqual(strict.Tools, proxy.Strict()) {
+		t.Errorf("strict: tools =\n%s\nwant proxy.Strict() =\n%s", jsonOf(t, strict.Tools), jsonOf(t, proxy.Strict()))
+	}
+	want := proxy.Merge(proxy.Strict(), &proxy.Policy{Rules: []proxy.Rule{{
+		ID: "standard-write", Allow: []proxy.Matcher{{Spec: "write"}},
+	}}})
+	if err := want.Compile(); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(standard.Tools, want) {
+		t.Errorf("standard: tools =\n%s\nwant strict's plus standard-write =\n%s", jsonOf(t, standard.Tools), jsonOf(t, want))
+	}
+	if !reflect.DeepEqual(dev.Tools, standard.Tools) {
+		t.Errorf("dev: tools =\n%s\nwant standard's", jsonOf(t, dev.Tools))
+	}
+	checkCalls(t, "strict", strict.Tools, []call{
+		{name: "read_text_file", path: "src/a.go", verdict: proxy.Allow, rule: "strict-read"},
+		{name: "read_text_file", path: "/etc/passwd", verdict: proxy.Deny, rule: proxy.RulePaths},
+		{name: "write_file", path: "src/a.go", verdict: proxy.Deny, rule: proxy.RuleDefault},
+		{kind: proxy.KindPrompt, name: "review", verdict: proxy.Allow, rule: proxy.RuleDefault},
+		{kind: proxy.KindSampling, name: "sampling/createMessage", verdict: proxy.Deny, rule: proxy.RuleDefault},
+		{kind: proxy.KindElicitation, name: "elicitation/create", verdict: proxy.Deny, rule: proxy.RuleDefault},
+	})
+	checkCalls(t, "standard", standard.Tools, []call{
+		{name: "write_file", path: "src/a.go", verdict: proxy.Allow, rule: "standard-write"},
+		{name: "move_file", path: "/etc/passwd", verdict: proxy.Deny, rule: proxy.RulePaths},
+		{name: "run_shell", verdict: proxy.Deny, rule: proxy.RuleDefault},
+	})
+	// "vm-run profiles show strict" prints the section.
+	out, err := strict.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"\ntools:\n  default_action: deny\n", "- id: strict-read\n", "resource: allow\n"} {
+		if !strings.Contains(string(out), s) {
+			t.Errorf("strict: YAML() lacks %q:\n%s", s, out)
+		}
+	}
+}
+
+func jsonOf(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestToolsHash(t *testing.T) {
+	parse := func(doc string) *Profile {
+		t.Helper()
+		p, err := (&Loader{}).Parse("p.yaml", []byte(doc), testVars)
+		if err != nil {
+			t.Fatalf("Parse(%q) = %v", doc, err)
+		}
+		return p
+	}
+	base := parse(seed)
+	same := parse(strings.Replace(seed, "allow: [\"read(docs/*)\", \"read(*.md)\"]",
+		"allow:\n        - read(docs/*)\n        - read(*.md)", 1))
+	if base.Hash() != same.Hash() {
+		t.Errorf("Hash() differs for the same policy written in another YAML style")
+	}
+	for _, change := range []struct{ from, to string }{
+		{"read(*.md)", "read(*.txt)"},
+		{"default_action: deny", "default_action: allow"},
+		{"id: allow-docs", "id: allow-doc"},
+		{"  default_action: deny\n", "  default_action: deny\n  defaults:\n    prompt: deny\n"},
+		{"  default_action: deny\n", "  default_action: deny\n  classes:\n    read:\n      tools: [cat]\n"},
+	} {
+		q := parse(strings.Replace(seed, change.from, change.to, 1))
+		if q.Hash() == base.Hash() {
+			t.Errorf("Hash() unchanged by %q -> %q in tools:", change.from, change.to)
+		}
+	}
+}
+
+func TestLoadPolicy(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"seed.yaml":    "rules:\n  - id: allow-docs\n    allow: [\"read(docs/*)\", \"read(*.md)\"]\n  - id: block-src-writes\n    deny: [\"write(src/*)\", \"write(lib/*)\"]\ndefault_action: deny\n",
+		"nodef.yaml":   "rules:\n  - id: echo\n    allow: [echo]\n",
+		"empty.yaml":   "{}\n",
+		"unknown.yaml": "rules: []\nrulez: []\n",
+		"matcher.yaml": "rules:\n  - id: a\n    allow:\n      - tool: x\n        paths: [\"/abs\"]\n",
+		"network.yaml": "rules: []\nnetwork: off\ndefault_action: deny\n",
+		"tools.yaml":   "tools:\n  rules: []\n",
+		"class.yaml":   "rules:\n  - id: a\n    allow:\n      - class: fetch\n",
+		"variable.yaml": "rules:\n  - id: a\n    allow:\n      - tool: x\n        args:\n" +
+			"          dir: {glob: \"${HOME}/*\"}\n",
+		"blank.yaml":  "# nothing\n",
+		"two.yaml":    "rules: []\n---\nrules: []\n",
+		"syntax.yaml": "rules: [\n",
+		"list.yaml":   "- echo\n",
+	})
+	tests := []struct {
+		file      string
+		wantRules []string
+		wantDef   proxy.Action
+		wantErr   string
+	}{
+		{"seed.yaml", []string{"allow-docs", "block-src-writes"}, proxy.Deny, ""},
+		{"nodef.yaml", []string{"echo"}, "", ""}, // not filled in: WithPolicy keeps the profile's
+		{"empty.yaml", nil, "", ""},
+		{"unknown.yaml", nil, "", `D/unknown.yaml:2:1: tools: unknown key "rulez" (want one of [default_action defaults classes rules])`},
+		{"matcher.yaml", nil, "", `D/matcher.yaml:4:9: rule "a": matcher {"tool":"x","paths":["/abs"]}: bad pattern: path pattern "/abs" is absolute; patterns are relative to the workspace`},
+		{"network.yaml", nil, "", `D/network.yaml:2:1: network: belongs in the profile (network: none), not in a tool policy`},
+		{"tools.yaml", nil, "", `D/tools.yaml:1:1: tools: this file is a tools: section itself; write its keys (rules, default_action, ...) at the top level`},
+		{"class.yaml", nil, "", `D/class.yaml:4:9: rule "a": matcher {"class":"fetch"}: unknown class "fetch"`},
+		{"variable.yaml", nil, "", `D/variable.yaml:6:24: rules[0].allow[0].args.dir.glob: ${HOME} is not expanded in tools: path patterns are relative to the workspace already ("docs/*" means ${WORKSPACE}/docs/*)`},
+		{"blank.yaml", nil, "", `D/blank.yaml: empty tool policy; write {} for one that denies everything`},
+		{"two.yaml", nil, "", `D/two.yaml:2:1: a tool policy file holds one YAML document; this is a second`},
+		{"syntax.yaml", nil, "", `D/syntax.yaml:1: YAML syntax: did not find expected node content`},
+		{"list.yaml", nil, "", `D/list.yaml:1:1: tool policy: want a mapping, got a list`},
+	}
+	for _, tt := range tests {
+		p, err := LoadPolicy(filepath.Join(dir, tt.file))
+		if tt.wantErr != "" {
+			want := strings.ReplaceAll(tt.wantErr, "D/", dir+"/")
+			var e *Error
+			if err == nil || err.Error() != want || !errors.As(err, &e) {
+				t.Errorf("LoadPolicy(%s) = %v (%T)\nwant *Error %s", tt.file, err, err, want)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("LoadPolicy(%s) = %v", tt.file, err)
+			continue
+		}
+		if got := ruleIDs(p); !slices.Equal(got, tt.wantRules) || p.DefaultAction != tt.wantDef {
+			t.Errorf("LoadPolicy(%s): rules %q, default_action %q; want %q, %q",
+				tt.file, got, p.DefaultAction, tt.wantRules, tt.wantDef)
+		}
+	}
+	if _, err := LoadPolicy(filepath.Join(dir, "nosuch.yaml")); !errors.Is(err, os.ErrNotExist) ||
+		!strings.HasPrefix(err.Error(), "open tool policy ") {
+		t.Errorf("LoadPolicy(nosuch.yaml) = %v, want an os.ErrNotExist naming the tool policy", err)
+	}
+}
+
+func TestWithPolicy(t *testing.T) {
+	strict, err := (&Loader{}).Load("strict", testVars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := strict.Hash()
+	dir := writeFiles(t, map[string]string{
+		"extra.yaml": "rules:\n  - id: block-src-writes\n    deny: [\"write(src/*)\"]\n  - id: echo\n    allow: [echo]\n",
+		"allow.yaml": "default_action: allow\ndefaults:\n  sampling: deny\n",
+		"dup.yaml":   "rules:\n  - id: strict-read\n    deny: [read]\n",
+	})
+	extra := func(name string) *proxy.Policy {
+		t.Helper()
+		p, err := LoadPolicy(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+
+	p, err := strict.WithPolicy(extra("extra.yaml"))
+	if err != nil {
+		t.Fatalf("WithPolicy(extra.yaml) = %v", err)
+	}
+	if got, want := ruleIDs(p.Tools), []string{"strict-read", "block-src-writes", "echo"}; !slices.Equal(got, want) {
+		t.Errorf("WithPolicy(extra.yaml): rules %q, want %q", got, want)
+	}
+	checkCalls(t, "strict with extra.yaml", p.Tools, []call{
+		{name: "echo", verdict: proxy.Allow, rule: "echo"},
+		{name: "write_file", path: "src/a", verdict: proxy.Deny, rule: "block-src-writes"},
+		{name: "run_shell", verdict: proxy.Deny, rule: proxy.RuleDefault}, // strict's default kept
+		{kind: proxy.KindResource, name: "file:///x", verdict: proxy.Allow, rule: proxy.RuleDefault},
+	})
+	if p.Hash() == before {
+		t.Errorf("WithPolicy: Hash() unchanged")
+	}
+	if strict.Hash() != before || len(strict.Tools.Rules) != 1 {
+		t.Errorf("WithPolicy changed the profile it was called on")
+	}
+	roundTrip(t, p, testVars)
+
+	p, err = strict.WithPolicy(extra("allow.yaml"))
+	if err != nil {
+		t.Fatalf("WithPolicy(allow.yaml) = %v", err)
+	}
+	checkCalls(t, "strict with allow.yaml", p.Tools, []call{
+		{name: "run_shell", verdict: proxy.Allow, rule: proxy.RuleDefault}, // default_action replaced
+		{kind: proxy.KindSampling, name: "sampling/createMessage", verdict: proxy.Deny, rule: proxy.RuleDefault},
+		{kind: proxy.KindPrompt, name: "review", verdict: proxy.Allow, rule: proxy.RuleDefault},
+	})
+
+	if _, err := strict.WithPolicy(extra("dup.yaml")); err == nil ||
+		err.Error() != `add tool policy to profile "strict": rule id "strict-read" is already used by the profile; rules add up, so each needs its own id` {
+		t.Errorf("WithPolicy(dup.yaml) = %v, want the duplicate id error", err)
+	}
+
+	// A class in the extra policy may not change what the profile's rules
+	// match.
+	base, err := (&Loader{}).Parse("base.yaml", []byte("tools:\n  rules:\n    - id: no-fetch\n      deny: [fetch_url]\n"), testVars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shadow := &proxy.Policy{Classes: map[string]proxy.Class{"fetch_url": {Tools: []string{"curl"}}}}
+	if _, err := base.WithPolicy(shadow); err == nil || !strings.Contains(err.Error(), `class "fetch_url": a class named "fetch_url" would turn matcher "fetch_url" of rule "no-fetch"`) {
+		t.Errorf("WithPolicy(class fetch_url) = %v, want the class conflict", err)
+	}
+
+	if q, err := strict.WithPolicy(nil); err != nil || q == strict || q.Hash() != before {
+		t.Errorf("WithPolicy(nil) = %p, %v; want a copy of the profile", q, err)
+	}
+}
