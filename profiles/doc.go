@@ -1,7 +1,9 @@
 // Package profiles owns vm-run's sandbox profiles: the YAML schema, the
 // built-in profiles, lookup by name, extends:, variables and validation.
 // It turns a name or a path into a [Profile] that is merged, expanded and
-// checked, and says where in which file anything is wrong.
+// checked, and says where in which file anything is wrong. A profile's
+// tools: section is the MCP tool policy of package proxy: this package
+// finds, merges and checks it, proxy defines and enforces it.
 //
 //	p, err := profiles.Load("strict", profiles.Vars{
 //		Workspace: "/home/ann/src/proj",
@@ -12,6 +14,12 @@
 //		return err // e.g. my.yaml:12:7: network.mode: want none or loopback, got "lan"
 //	}
 //	out, _ := p.YAML() // what "vm-run profiles show" prints
+//
+//	extra, err := profiles.LoadPolicy("review.yaml") // --policy review.yaml
+//	if err != nil {
+//		return err
+//	}
+//	p, err = p.WithPolicy(extra) // p.Tools now has extra's rules too
 //
 // Package profiles decides what a profile says, never whether the machine
 // can do it: the launcher (package sandbox) drops missing optional paths and
@@ -44,10 +52,16 @@
 //     urandom; tmpfs over /tmp, /var/tmp, /run, /var/run, /dev/shm and
 //     /etc/vm-run; every Landlock feature of ABI 6; 4096 open files, no
 //     core dumps; only the locale, terminal and identity variables pass.
-//   - standard: strict, with the workspace writable.
+//     Tools: default deny; the "read" class (the read tools of
+//     @modelcontextprotocol/server-filesystem) with paths anywhere in the
+//     workspace; resources and prompts allowed; sampling, elicitation,
+//     writes and every other tool denied. This is [proxy.Strict], written
+//     out.
+//   - standard: strict, with the workspace writable, and the "write" class
+//     allowed in the workspace.
 //   - dev: standard, with network mode loopback and any_port (the
 //     sandbox's own loopback; the host's stays out of reach) and the
-//     unix-sockets syscall group.
+//     unix-sockets syscall group. Tools as standard.
 //
 // Read the files for the exact lists: "vm-run profiles show strict".
 //
@@ -75,7 +89,8 @@
 //	                    # granted paths beneath it are mounted back
 //	network:
 //	  mode: none|loopback  # default none: an empty network namespace;
-//	                       # loopback brings up the sandbox's own lo
+//	                       # loopback brings up the sandbox's own lo;
+//	                       # "off" is read as none
 //	  connect_tcp: [PORT]  # loopback only: TCP ports that may be connected
 //	  bind_tcp: [PORT]     # to and bound (Landlock); empty means none
 //	  any_port: BOOL       # loopback only: no Landlock TCP rule at all
@@ -96,6 +111,17 @@
 //	env:
 //	  pass: [NAME]         # variables copied from vm-run's environment
 //	  set: {NAME: VALUE}   # variables set; they win over pass
+//	tools:                 # the MCP tool policy; see Tool policy below
+//	                       # and package proxy, "Policy schema"
+//	  default_action: allow|deny   # default deny
+//	  defaults: {KIND: allow|deny} # tool resource prompt sampling elicitation
+//	  classes:
+//	    NAME: {tools: [GLOB], path_args: [ARG], read_only: BOOL}
+//	  rules:
+//	    - id: ID
+//	      reason: TEXT             # shown to the agent when the rule denies
+//	      allow: [MATCHER]         # "read(docs/*)", "echo", "tool(x)", ...
+//	      deny: [MATCHER]
 //	audit:
 //	  ledger: PATH         # the ledger file (default: see package audit);
 //	                       # must lie outside every filesystem entry
@@ -114,13 +140,52 @@
 // no underscores. Lists lose duplicates, keeping the first; where a path is
 // listed both required and optional, required wins.
 //
+// network: MODE is short for network: {mode: MODE}, so the seeds'
+// "network: off" reads as mode none; over an inherited network: it
+// replaces only the mode.
+//
 // In flow lists ([a, b]) quote entries that end in "?" or use a variable:
 // ["/lib64?", "${HOME}/.npm"]. yaml.v3 cannot read them unquoted there (a
 // syntax error that says so); block lists ("- /lib64?") need no quotes.
 //
+// # Tool policy
+//
+// tools: is checked and decoded by package proxy ([proxy.DecodePolicy]);
+// its errors name file:line:column like any other. A profile chain with no
+// tools: section at all denies every tool call, resource, prompt, sampling
+// and elicitation request (fail closed), and a policy without
+// default_action gets default_action: deny written in; after Load,
+// Profile.Tools is never nil and is compiled. The seeds' example loads as:
+//
+//	name: docs-only
+//	extends: strict
+//	network: off
+//	tools:
+//	  rules:
+//	    - id: allow-docs
+//	      allow: ["read(docs/*)", "read(*.md)"]
+//	    - id: block-src-writes
+//	      deny: ["write(src/*)", "write(lib/*)"]
+//	  default_action: deny
+//
+// Across extends: the tools: sections merge as [proxy.Merge] says: rules
+// add up, base first, and a rule id may be used once in the whole chain;
+// classes add up (a child can use its base's classes); default_action and
+// each defaults: entry override where the child sets them. A child cannot
+// define a class whose name a string matcher of its base uses as a tool
+// name ("fetch_url" would silently change from the tool to the class).
+// "tools: ~" drops the inherited policy, so the child starts from deny
+// everything; within tools:, null and "!X" remove nothing.
+//
+// [LoadPolicy] reads a file holding just a tools: section's contents, for
+// vm-run's --policy flag, and [Profile.WithPolicy] adds it to a profile as
+// a child profile would: its rules are added, and its default_action and
+// defaults, if set, replace the profile's.
+//
 // # Variables
 //
-// In every string value (not in keys, name, description or extends):
+// In every string value (not in keys, name, description, extends or
+// tools:):
 //
 //	${WORKSPACE}  the workspace, the command's working directory
 //	${HOME}       the user's home directory
@@ -131,6 +196,12 @@
 // are expanded after merging, so a value an extending profile overrides
 // is never expanded; their syntax is checked in every file regardless. A
 // variable that is empty or not an absolute path is an error where used.
+//
+// tools: is not expanded and "$" is literal there: its path patterns are
+// relative to the workspace already ("docs/*" is ${WORKSPACE}/docs/*;
+// absolute patterns are refused) and "$" anchors its regexps. ${WORKSPACE},
+// ${HOME} or ${TMPDIR} in it is an error, lest a deny rule written with one
+// silently match nothing.
 //
 // # Extends
 //
@@ -143,6 +214,7 @@
 //   - mappings merge key by key; a key set to null (~) removes the
 //     inherited key: env.set entries and limits (an inherited limit goes
 //     back to "inherit from vm-run");
+//   - tools: merges as described under Tool policy;
 //   - lists append, skipping entries already present; a quoted entry "!X"
 //     removes the inherited entry X (for paths, X with or without its "?"):
 //     landlock.require: ["!tcp"]. Unquoted, !X is a YAML tag, which is
@@ -165,5 +237,6 @@
 // # Output
 //
 // [Profile.YAML] writes the merged, expanded profile as a loadable file, in
-// a stable order; [Profile.Hash] identifies its rules for the ledger.
+// a stable order, tools: included; [Profile.Hash] identifies its rules,
+// tool policy included, for the ledger.
 package profiles

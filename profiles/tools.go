@@ -194,8 +194,22 @@ func (st *state) decodeTools(n *yaml.Node, known []string, path string) (*proxy.
 	for _, name := range added {
 		delete(pol.Classes, name)
 	}
+	// Empty mappings ("defaults: {}", "args: {}") say nothing; nil
+	// keeps a policy equal to itself after YAML() leaves them out.
 	if len(pol.Classes) == 0 {
 		pol.Classes = nil
+	}
+	if len(pol.Defaults) == 0 {
+		pol.Defaults = nil
+	}
+	for _, r := range pol.Rules {
+		for _, list := range [][]proxy.Matcher{r.Allow, r.Deny} {
+			for i := range list {
+				if len(list[i].Args) == 0 {
+					list[i].Args = nil
+				}
+			}
+		}
 	}
 	return pol, nil
 }

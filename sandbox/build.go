@@ -11,7 +11,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/vm-run/vm-run/landlock"
 	"github.com/vm-run/vm-run/profiles"
 	"github.com/vm-run/vm-run/seccomp"
 )
@@ -98,7 +97,7 @@ func Build(p *profiles.Profile, o Options) (*Spec, error) {
 	if err := s.hide(p.Filesystem.Hide); err != nil {
 		return nil, err
 	}
-	if err := protect(r, o.Protect); err != nil {
+	if err := s.protect(o.Protect); err != nil {
 		return nil, err
 	}
 	s.Env = environ(p.Env, o)
@@ -198,8 +197,11 @@ func within(p, dir string) bool {
 // covers reports whether a rule on dir reaches p.
 func covers(dir, p string) bool { return dir == p || within(p, dir) }
 
-// protect fails when a rule grants access to a protected path.
-func protect(r *landlock.Rules, protected []string) error {
+// protect fails when a rule grants access to a protected path of the host.
+// Rules on the private temp dir and the hidden directories reach only the
+// tmpfs mounted there, never host files, so they do not count.
+func (s *Spec) protect(protected []string) error {
+	r := &s.Landlock
 	for _, p := range protected {
 		if p == "" {
 			continue
@@ -209,7 +211,10 @@ func protect(r *landlock.Rules, protected []string) error {
 			paths []string
 		}{{"read", r.Read}, {"exec", r.Exec}, {"write", r.Write}, {"devices", r.Devices}} {
 			for _, dir := range rule.paths {
-				if covers(dir, p) || covers(dir, filepath.Dir(p)) {
+				if dir == s.TmpDir || slices.Contains(s.Hide, dir) {
+					continue
+				}
+				if covers(dir, p) {
 					return &SetupError{Code: ExitSetup, Op: "profile",
 						Msg:  fmt.Sprintf("the ledger %q would be reachable from the sandbox through the %s rule %q", p, rule.kind, dir),
 						Hint: "keep the ledger outside every path the profile grants (--ledger PATH)"}

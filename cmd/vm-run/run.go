@@ -10,14 +10,18 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/vm-run/vm-run/audit"
 	"github.com/vm-run/vm-run/profiles"
+	"github.com/vm-run/vm-run/proxy"
 	"github.com/vm-run/vm-run/sandbox"
 )
 
 type runCmd struct {
 	Profile   string   `short:"p" default:"strict" help:"Profile: a name (strict, standard, dev, or one of yours) or a path to a YAML file." placeholder:"NAME|PATH"`
 	Workspace string   `short:"w" help:"Workspace directory the command runs in (default: the current directory, which may not be / or your home)." placeholder:"DIR"`
-	NoProxy   bool     `help:"Pass stdio straight through instead of proxying MCP."`
+	NoProxy   bool     `help:"Pass stdio straight through instead of proxying MCP (no tool policy; the session is still recorded)."`
+	Policy    string   `help:"A YAML file with a tool policy (the schema of a profile's tools: section), added to the profile's." placeholder:"FILE" type:"existingfile"`
+	Ledger    string   `help:"The audit ledger (default: $$VMRUN_LEDGER, the profile's audit.ledger, or ~/.local/state/vm-run/ledger.jsonl; as root /var/log/vm-run/ledger.jsonl)." placeholder:"PATH"`
 	Env       []string `help:"Set KEY=VALUE in the command's environment (repeatable)." placeholder:"KEY=VALUE"`
 	PassEnv   []string `help:"Pass the caller's KEY through to the command (repeatable)." placeholder:"KEY"`
 	DryRun    bool     `help:"Print the effective sandbox and exit."`
@@ -68,7 +72,32 @@ func (r *runCmd) Run(stdout io.Writer) error {
 	if r.DryRun {
 		return printSpec(stdout, l)
 	}
-	st, err := sandbox.Run(l.spec, sandbox.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}, nil)
+	sess, err := openSession(l, l.ledgerPath)
+	if err != nil {
+		return err
+	}
+	var st sandbox.Status
+	if r.NoProxy {
+		st, err = sandbox.Run(l.spec, sandbox.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}, nil)
+	} else {
+		st, err = serve(l.spec, proxy.Config{
+			Policy:    l.policy,
+			Workspace: l.workspace,
+			Recorder:  recorder{ledger: sess.ledger},
+			Redact:    l.profile.Audit.Redact,
+			Log:       prefixed(os.Stderr, "vm-run: proxy: "),
+			OnRecorderError: func(err error) {
+				fmt.Fprintf(os.Stderr, "vm-run: error: ledger: %v; every call is denied from now on\n", err)
+			},
+		})
+	}
+	if eerr := sess.end(st, err); eerr != nil {
+		if err == nil {
+			err = eerr
+		} else {
+			report(eerr, os.Stderr)
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -78,11 +107,14 @@ func (r *runCmd) Run(stdout io.Writer) error {
 	return nil
 }
 
-// launch is a resolved run: the profile and the spec built from it.
+// launch is a resolved run: the profile, the spec built from it, the tool
+// policy and the ledger's path.
 type launch struct {
-	profile   *profiles.Profile
-	spec      *sandbox.Spec
-	workspace string
+	profile    *profiles.Profile
+	spec       *sandbox.Spec
+	workspace  string
+	policy     *proxy.Policy
+	ledgerPath string
 }
 
 // prepare resolves the workspace, the ids, the profile and the spec.
@@ -104,6 +136,15 @@ func (r *runCmd) prepare() (*launch, error) {
 	if err != nil {
 		return nil, err
 	}
+	ledger, err := audit.ResolvePath(r.Ledger, p.Audit.Ledger)
+	if err != nil {
+		return nil, &sandbox.SetupError{Code: sandbox.ExitSetup, Op: "ledger", Msg: err.Error(),
+			Hint: "pass --ledger PATH"}
+	}
+	policy, err := toolPolicy(p, r.Policy)
+	if err != nil {
+		return nil, err
+	}
 	spec, err := sandbox.Build(p, sandbox.Options{
 		Argv:      r.Cmd,
 		Workspace: ws,
@@ -112,11 +153,12 @@ func (r *runCmd) prepare() (*launch, error) {
 		PassEnv:   r.PassEnv,
 		UID:       uid,
 		GID:       gid,
+		Protect:   []string{ledger},
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &launch{profile: p, spec: spec, workspace: ws}, nil
+	return &launch{profile: p, spec: spec, workspace: ws, policy: policy, ledgerPath: ledger}, nil
 }
 
 // workspace resolves the workspace directory. MCP clients often start

@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vm-run/vm-run/audit"
+	"github.com/vm-run/vm-run/landlock"
+	"github.com/vm-run/vm-run/proxy"
+	"github.com/vm-run/vm-run/sandbox"
+	"github.com/vm-run/vm-run/seccomp"
+)
+
+// session is one `vm-run run` as the ledger sees it: session_start before
+// the sandbox exists, decisions while it runs, session_end after.
+type session struct {
+	ledger *audit.Ledger
+	start  time.Time
+}
+
+// openSession opens the ledger and records session_start. The sandbox does
+// not start unless the record is on disk.
+func openSession(l *launch, path string) (*session, error) {
+	led, err := audit.Open(path, audit.Options{
+		Profile:     l.profile.Name,
+		ProfileHash: l.profile.Hash(),
+		RedactKeys:  l.profile.Audit.Redact,
+	})
+	if err != nil {
+		return nil, ledgerError(err, path)
+	}
+	_, err = led.Log(context.Background(), audit.SessionStart{
+		Argv:        l.spec.Args,
+		Profile:     l.profile.Name,
+		ProfileHash: l.profile.Hash(),
+		Workdir:     l.workspace,
+		Sandbox:     summary(l.spec),
+		Kernel:      kernelFeatures(),
+	})
+	if err != nil {
+		led.Close()
+		return nil, ledgerError(err, path)
+	}
+	return &session{ledger: led, start: time.Now()}, nil
+}
+
+// end records how the session ended and closes the ledger. A command that
+// ran but whose end cannot be recorded makes vm-run fail: the record is the
+// point of running under vm-run.
+func (s *session) end(st sandbox.Status, runErr error) error {
+	ev := audit.NewSessionEnd(st.ExitCode(), "", time.Since(s.start))
+	if st.Signal != 0 {
+		ev.Signal = unix.SignalName(unix.Signal(st.Signal))
+	}
+	var se *sandbox.SetupError
+	switch {
+	case errors.As(runErr, &se):
+		ev.ExitStatus = se.Code
+		ev.Error = se.Error()
+	case runErr != nil:
+		ev.ExitStatus = sandbox.ExitSetup
+		ev.Error = runErr.Error()
+	}
+	_, err := s.ledger.Log(context.Background(), ev)
+	cerr := s.ledger.Close()
+	if err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return &sandbox.SetupError{Code: sandbox.ExitSetup, Op: "ledger",
+			Msg:  fmt.Sprintf("the command ended (%s) but session_end could not be recorded: %v", st, err),
+			Hint: "check the ledger's disk (space, permissions), then `vm-run audit verify`"}
+	}
+	return nil
+}
+
+func ledgerError(err error, path string) error {
+	return &sandbox.SetupError{Code: sandbox.ExitSetup, Op: "ledger", Msg: err.Error(),
+		Hint: fmt.Sprintf("nothing was started; check that %q is writable and its disk has space, or choose another with --ledger", path)}
+}
+
+// summary is what session_start says of the sandbox: the rules, not the
+// environment values (they may hold secrets).
+func summary(s *sandbox.Spec) map[string]any {
+	names := make([]string, 0, len(s.Env))
+	for _, kv := range s.Env {
+		k, _, _ := cutEnv(kv)
+		names = append(names, k)
+	}
+	return map[string]any{
+		"namespaces": []string{"user", "network", "pid", "ipc", "uts", "mount"},
+		"uid":        s.UID,
+		"gid":        s.GID,
+		"loopback":   s.Loopback,
+		"landlock":   s.Landlock,
+		"seccomp":    s.Seccomp,
+		"hide":       s.Hide,
+		"keep":       s.Keep,
+		"overlay":    s.Overlay,
+		"rlimits":    s.Rlimits,
+		"env_names":  names,
+	}
+}
+
+func cutEnv(kv string) (string, string, bool) {
+	for i := 0; i < len(kv); i++ {
+		if kv[i] == '=' {
+			return kv[:i], kv[i+1:], true
+		}
+	}
+	return kv, "", false
+}
+
+func kernelFeatures() map[string]any {
+	sup := landlock.Detect()
+	lvl, _ := seccomp.APILevel()
+	var uts unix.Utsname
+	unix.Uname(&uts)
+	return map[string]any{
+		"release":          unix.ByteSliceToString(uts.Release[:]),
+		"landlock_abi":     sup.ABI,
+		"landlock_errata":  sup.Errata,
+		"seccomp_api":      lvl,
+		"libseccomp":       seccomp.LibraryVersion(),
+		"legacy_tiocsti":   readProc("/proc/sys/dev/tty/legacy_tiocsti"),
+		"max_user_namespc": readProc("/proc/sys/user/max_user_namespaces"),
+	}
+}
+
+// recorder puts the proxy's decisions and outcomes in the ledger. Record
+// returns once the decision is on disk; the proxy forwards or denies only
+// then.
+type recorder struct {
+	ledger *audit.Ledger
+	failed func(error)
+}
+
+func (r recorder) Record(ctx context.Context, d proxy.Decision) error {
+	verdict := audit.VerdictDeny
+	if d.Verdict == proxy.Allow {
+		verdict = audit.VerdictAllow
+	}
+	_, err := r.ledger.Log(ctx, decisionRecord{
+		Decision: audit.Decision{
+			Method:    d.Method,
+			RequestID: d.RequestID,
+			Tool:      d.Name,
+			Verdict:   verdict,
+			Rule:      d.RuleID,
+			Reason:    d.Reason,
+			Args:      d.Arguments,
+		},
+		Kind:      string(d.Kind),
+		From:      d.From,
+		Matcher:   d.Matcher,
+		LatencyNS: int64(d.Latency),
+		Seq:       d.Seq,
+	})
+	return err
+}
+
+// decisionRecord is a decision event with the proxy's own fields: what kind
+// of thing was asked for (tool, resource, prompt, sampling, elicitation),
+// by which side, and the sequence number its outcome record refers to.
+type decisionRecord struct {
+	audit.Decision
+	Kind      string `json:"kind"`
+	From      string `json:"from"`
+	Matcher   string `json:"matcher,omitempty"`
+	LatencyNS int64  `json:"latency_ns"`
+	Seq       uint64 `json:"seq"`
+}
+
+func (r recorder) Outcome(ctx context.Context, o proxy.Outcome) error {
+	_, err := r.ledger.Append(ctx, "outcome", o)
+	return err
+}
