@@ -55,6 +55,14 @@ func TestScripts(t *testing.T) {
 		Dir: filepath.Join("testdata", "script"),
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("UID", fmt.Sprint(os.Getuid()))
+			// Each script's own ledgers, never the machine's, and outside
+			// the work dir, which is the workspace the sandbox reaches.
+			ledgers := env.WorkDir + ".ledgers"
+			if err := os.Mkdir(ledgers, 0o700); err != nil {
+				return err
+			}
+			env.Setenv("LEDGERS", ledgers)
+			env.Setenv("VMRUN_LEDGER", filepath.Join(ledgers, "ledger.jsonl"))
 			// The sandbox runs as nobody when the tests run as root; let it
 			// into the work dir the way a real workspace would be shared.
 			return searchable(env.WorkDir)

@@ -81,7 +81,7 @@ func (r *runCmd) Run(stdout io.Writer) error {
 		st, err = sandbox.Run(l.spec, sandbox.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}, nil)
 	} else {
 		st, err = serve(l.spec, proxy.Config{
-			Policy:    l.policy,
+			Policy:    l.profile.Tools,
 			Workspace: l.workspace,
 			Recorder:  recorder{ledger: sess.ledger},
 			Redact:    l.profile.Audit.Redact,
@@ -113,7 +113,6 @@ type launch struct {
 	profile    *profiles.Profile
 	spec       *sandbox.Spec
 	workspace  string
-	policy     *proxy.Policy
 	ledgerPath string
 }
 
@@ -141,8 +140,7 @@ func (r *runCmd) prepare() (*launch, error) {
 		return nil, &sandbox.SetupError{Code: sandbox.ExitSetup, Op: "ledger", Msg: err.Error(),
 			Hint: "pass --ledger PATH"}
 	}
-	policy, err := toolPolicy(p, r.Policy)
-	if err != nil {
+	if p, err = withPolicyFile(p, r.Policy); err != nil {
 		return nil, err
 	}
 	spec, err := sandbox.Build(p, sandbox.Options{
@@ -158,7 +156,7 @@ func (r *runCmd) prepare() (*launch, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &launch{profile: p, spec: spec, workspace: ws, policy: policy, ledgerPath: ledger}, nil
+	return &launch{profile: p, spec: spec, workspace: ws, ledgerPath: ledger}, nil
 }
 
 // workspace resolves the workspace directory. MCP clients often start

@@ -1,5 +1,0 @@
-//go:build auditstub
-
-package main
-
-type auditCmd struct{}
