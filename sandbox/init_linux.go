@@ -170,7 +170,7 @@ func startCommand(s *Spec) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := seccomp.Load(s.Seccomp); err != nil {
+	if err := seccomp.LoadProgram(s.SeccompBPF); err != nil {
 		return 0, setupErr("seccomp", err, "")
 	}
 	pid, err := syscall.ForkExec(path, s.Args, &syscall.ProcAttr{

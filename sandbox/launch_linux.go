@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vm-run/vm-run/netns"
+	"github.com/vm-run/vm-run/seccomp"
 )
 
 // Fds of the init stage: the spec pipe (which doubles as the parent's
@@ -140,6 +141,11 @@ func Start(s *Spec, stdio Stdio) (*Process, error) {
 	specR.Close()
 	statusW.Close()
 	p := &Process{cmd: cmd, status: statusR, dec: json.NewDecoder(statusR), life: specW, Pid: cmd.Process.Pid}
+	// Compile the seccomp filter while the init stage's runtime starts.
+	if s.SeccompBPF, err = seccomp.Program(s.Seccomp); err != nil {
+		p.kill()
+		return nil, &SetupError{Code: ExitSetup, Op: "seccomp", Msg: err.Error()}
+	}
 	if err := json.NewEncoder(specW).Encode(s); err != nil {
 		p.kill()
 		return nil, fmt.Errorf("send spec to init stage: %w", err)

@@ -43,6 +43,9 @@ type Spec struct {
 
 	Landlock landlock.Rules `json:"landlock"`
 	Seccomp  seccomp.Config `json:"seccomp"`
+	// SeccompBPF is Seccomp compiled by the parent (seccomp.Program), which
+	// the init stage loads as it is.
+	SeccompBPF []byte `json:"seccomp_bpf"`
 	Rlimits  []Rlimit       `json:"rlimits,omitempty"`
 
 	// HostNetNS identifies the parent's network namespace (its inode);
