@@ -168,19 +168,18 @@
 //	      deny: ["write(src/*)", "write(lib/*)"]
 //	  default_action: deny
 //
-// Across extends: the tools: sections merge as [proxy.Merge] says: rules
-// add up, base first, and a rule id may be used once in the whole chain;
-// classes add up (a child can use its base's classes); default_action and
-// each defaults: entry override where the child sets them. A child cannot
-// define a class whose name a string matcher of its base uses as a tool
-// name ("fetch_url" would silently change from the tool to the class).
-// "tools: ~" drops the inherited policy, so the child starts from deny
-// everything; within tools:, null and "!X" remove nothing.
+// Across extends: the nearest tools: section is the policy in force: its
+// rules, default_action (deny when unset) and defaults replace the ones it
+// inherits, so the example above allows reads in docs/ and of *.md files
+// only, not strict's reads plus those. Classes add up, so a child can use
+// its base's. A profile without a tools: section inherits its base's
+// policy whole. "tools: ~" drops the inherited policy, so the child
+// starts from deny everything; within tools:, null and "!X" remove nothing.
 //
 // [LoadPolicy] reads a file holding just a tools: section's contents, for
-// vm-run's --policy flag, and [Profile.WithPolicy] adds it to a profile as
-// a child profile would: its rules are added, and its default_action and
-// defaults, if set, replace the profile's.
+// vm-run's --policy flag, and [Profile.WithPolicy] applies it to a profile
+// as a child profile would: it replaces the profile's policy, keeping the
+// profile's classes.
 //
 // # Variables
 //

@@ -267,37 +267,30 @@ func (st *state) layersOf(n *yaml.Node) []*yaml.Node {
 	return []*yaml.Node{n}
 }
 
-// tools decodes the tools: sections of a profile chain, base first, and
-// merges each over the ones before as [proxy.Merge] does: rules add up,
-// classes add up, default_action and defaults override where set.
+// tools decodes the tools: sections of a profile chain, base first. The
+// nearest section is the policy: its rules, default_action and defaults
+// replace the inherited ones, so that a profile extending strict and
+// stating "allow reads in docs/" means that, not "strict's reads plus
+// docs/". Classes add up, so a child can use its base's.
 func (d *decoder) tools(n *yaml.Node, path string) (*proxy.Policy, error) {
 	var acc *proxy.Policy
-	ids := map[string]pos{} // rule ID → where it was first given
 	for _, layer := range d.st.layersOf(n) {
 		pol, err := d.st.decodeTools(layer, userClasses(acc), path)
 		if err != nil {
 			return nil, err
 		}
-		if c := extendConflict(acc, pol); c != nil {
-			if c.rule >= 0 {
-				p := indexPath(joinPath(path, "rules"), c.rule) + ".id"
-				first := ids[c.id]
-				return nil, d.st.at(ruleIDNode(layer, c.rule)).errorf(
-					"%s: rule id %q is already used at %s:%d:%d; rules add up across extends:, so each needs its own id",
-					p, c.id, first.file, first.line, first.col)
-			}
-			k := mapKey(mapValue(layer, "classes"), c.class)
-			if k == nil {
-				k = layer
-			}
-			return nil, d.st.at(k).errorf("%s: %s", joinPath(joinPath(path, "classes"), c.class), c.classMsg())
-		}
-		for i, r := range pol.Rules {
-			ids[r.ID] = d.st.at(ruleIDNode(layer, i))
-		}
-		acc = proxy.Merge(acc, pol)
+		acc = replacePolicy(acc, pol)
 	}
 	return acc, nil
+}
+
+// replacePolicy returns over as the policy in force, keeping base's classes
+// that over does not redefine.
+func replacePolicy(base, over *proxy.Policy) *proxy.Policy {
+	if base == nil || over == nil {
+		return over
+	}
+	return proxy.Merge(&proxy.Policy{Classes: base.Classes}, over)
 }
 
 // ruleIDNode returns the id: value of rule i of a decoded tools: node.
@@ -328,51 +321,6 @@ func userClasses(p *proxy.Policy) []string {
 	return out
 }
 
-// conflict is why a tool policy cannot extend another.
-type conflict struct {
-	// rule is the index in the extending policy of a rule whose id the
-	// base uses, or -1.
-	rule int
-	id   string
-	// class is a class of the extending policy whose name a string matcher
-	// of the base's rule baseRule uses as a tool name.
-	class, matcher, baseRule string
-}
-
-func (c *conflict) classMsg() string {
-	return fmt.Sprintf("a class named %q would turn matcher %q of rule %q, inherited, from a tool name into this class; rename the class",
-		c.class, c.matcher, c.baseRule)
-}
-
-// extendConflict reports why over cannot extend base, or nil. proxy.Merge
-// concatenates rules, so an id in both would be ambiguous in the ledger
-// (proxy refuses it). And proxy reads a string matcher's word as a class
-// when a class of that name exists, so a new class in over would silently
-// change what a rule of base matches: a deny "fetch_url" meant for the tool
-// would then deny only the class's tools.
-func extendConflict(base, over *proxy.Policy) *conflict {
-	if base == nil || over == nil {
-		return nil
-	}
-	for i, r := range over.Rules {
-		if slices.ContainsFunc(base.Rules, func(b proxy.Rule) bool { return b.ID == r.ID }) {
-			return &conflict{rule: i, id: r.ID}
-		}
-	}
-	for _, name := range userClasses(over) {
-		if _, ok := base.Classes[name]; ok {
-			continue
-		}
-		for _, r := range base.Rules {
-			for _, m := range slices.Concat(r.Allow, r.Deny) {
-				if m.Spec != "" && matcherWord(m.Spec) == name {
-					return &conflict{rule: -1, class: name, matcher: m.Spec, baseRule: r.ID}
-				}
-			}
-		}
-	}
-	return nil
-}
 
 // matcherWord is the WORD of a matcher written WORD or WORD(ARGUMENT), as
 // proxy parses it.
@@ -461,29 +409,21 @@ func parsePolicy(file string, data []byte) (*proxy.Policy, error) {
 
 // WithPolicy returns a copy of p whose tool policy is p's extended by extra,
 // as a profile extending p with extra as its tools: section would have it:
-// extra's rules are added after p's, its classes add to p's, and its
-// default_action and defaults, where set, replace p's. This is how vm-run's
-// --policy flag applies. A rule id both use is an error, as is a class of
-// extra whose name p's rules use as a tool name. p is not changed; a nil
-// extra returns a copy of p.
+// extra's rules, default_action (deny when unset) and defaults replace p's,
+// and its classes add to p's. This is how vm-run's --policy flag applies:
+// the policy in a file given on the command line is the policy in force.
+// p is not changed; a nil extra returns a copy of p.
 func (p *Profile) WithPolicy(extra *proxy.Policy) (*Profile, error) {
 	q := *p
 	if extra == nil {
 		return &q, nil
 	}
-	if c := extendConflict(p.Tools, extra); c != nil {
-		if c.rule >= 0 {
-			return nil, fmt.Errorf("add tool policy to profile %q: rule id %q is already used by the profile; rules add up, so each needs its own id",
-				p.Name, c.id)
-		}
-		return nil, fmt.Errorf("add tool policy to profile %q: class %q: %s", p.Name, c.class, c.classMsg())
-	}
-	merged := proxy.Merge(p.Tools, extra)
+	merged := replacePolicy(p.Tools, extra)
 	if merged.DefaultAction == "" {
 		merged.DefaultAction = proxy.Deny
 	}
 	if err := merged.Compile(); err != nil {
-		return nil, fmt.Errorf("add tool policy to profile %q: %w", p.Name, err)
+		return nil, fmt.Errorf("apply tool policy to profile %q: %w", p.Name, err)
 	}
 	q.Tools = merged
 	return &q, nil

@@ -77,16 +77,19 @@ func ruleIDs(p *proxy.Policy) []string {
 	return ids
 }
 
-// TestToolsLoad loads D/p.yaml and checks the merged policy: its rule ids
-// in order, its default, and verdicts on calls.
+// TestToolsLoad loads D/p.yaml and checks the policy in force: its rule ids
+// in order, its default, and verdicts on calls. The nearest tools: section
+// replaces the inherited one, so the seed under strict reads docs/ only.
 func TestToolsLoad(t *testing.T) {
 	seedCalls := []call{
-		{name: "read_text_file", path: "docs/a.txt", verdict: proxy.Allow, rule: "strict-read"},
+		{name: "read_text_file", path: "docs/a.txt", verdict: proxy.Allow, rule: "allow-docs"},
+		{name: "read_text_file", path: "README.md", verdict: proxy.Allow, rule: "allow-docs"},
+		{name: "read_text_file", path: "src/a.go", verdict: proxy.Deny, rule: proxy.RuleDefault},
 		{name: "write_file", path: "src/a.go", verdict: proxy.Deny, rule: "block-src-writes"},
 		{name: "move_file", path: "lib/x", verdict: proxy.Deny, rule: "block-src-writes"},
 		{name: "write_file", path: "notes.txt", verdict: proxy.Deny, rule: proxy.RuleDefault},
 		{name: "run_shell", verdict: proxy.Deny, rule: proxy.RuleDefault},
-		{kind: proxy.KindResource, name: "file:///work/proj/a", verdict: proxy.Allow, rule: proxy.RuleDefault},
+		{kind: proxy.KindResource, name: "file:///work/proj/a", verdict: proxy.Deny, rule: proxy.RuleDefault},
 		{kind: proxy.KindSampling, name: "sampling/createMessage", verdict: proxy.Deny, rule: proxy.RuleDefault},
 	}
 	tests := []struct {
@@ -97,10 +100,10 @@ func TestToolsLoad(t *testing.T) {
 		calls     []call
 	}{
 		{"the seed, long network form", map[string]string{"p.yaml": seed},
-			[]string{"strict-read", "allow-docs", "block-src-writes"}, NetworkNone, seedCalls},
+			[]string{"allow-docs", "block-src-writes"}, NetworkNone, seedCalls},
 		{"the seed, network: off", map[string]string{
 			"p.yaml": strings.Replace(seed, "network:\n  mode: none\n", "network: off\n", 1),
-		}, []string{"strict-read", "allow-docs", "block-src-writes"}, NetworkNone, seedCalls},
+		}, []string{"allow-docs", "block-src-writes"}, NetworkNone, seedCalls},
 		{"the seed alone", map[string]string{"p.yaml": strings.Replace(seed, "extends: strict\n", "", 1)},
 			[]string{"allow-docs", "block-src-writes"}, NetworkNone, []call{
 				{name: "read_text_file", path: "docs/a.txt", verdict: proxy.Allow, rule: "allow-docs"},
@@ -120,13 +123,20 @@ func TestToolsLoad(t *testing.T) {
 				{name: "write_file", path: "src/a", verdict: proxy.Deny, rule: proxy.RuleDefault},
 				{kind: proxy.KindElicitation, name: "elicitation/create", verdict: proxy.Deny, rule: proxy.RuleDefault},
 			}},
-		{"a child's default_action replaces", map[string]string{
+		{"a child's tools: section replaces the base's", map[string]string{
 			"p.yaml":    "extends: base.yaml\ntools:\n  default_action: allow\n  defaults:\n    sampling: deny\n",
 			"base.yaml": "tools:\n  default_action: deny\n  rules:\n    - id: no-src\n      deny: [\"write(src/**)\"]\n",
-		}, []string{"no-src"}, NetworkNone, []call{
+		}, nil, NetworkNone, []call{
 			{name: "run_shell", verdict: proxy.Allow, rule: proxy.RuleDefault},
-			{name: "write_file", path: "src/a", verdict: proxy.Deny, rule: "no-src"},
+			{name: "write_file", path: "src/a", verdict: proxy.Allow, rule: proxy.RuleDefault},
 			{kind: proxy.KindSampling, name: "sampling/createMessage", verdict: proxy.Deny, rule: proxy.RuleDefault},
+		}},
+		{"a child without default_action denies by default", map[string]string{
+			"p.yaml":    "extends: base.yaml\ntools:\n  rules:\n    - id: echo\n      allow: [echo]\n",
+			"base.yaml": "tools:\n  default_action: allow\n",
+		}, []string{"echo"}, NetworkNone, []call{
+			{name: "echo", verdict: proxy.Allow, rule: "echo"},
+			{name: "run_shell", verdict: proxy.Deny, rule: proxy.RuleDefault},
 		}},
 		{"tools: ~ drops the inherited policy", map[string]string{"p.yaml": "extends: standard\ntools: ~\n"},
 			nil, NetworkNone, []call{
@@ -147,11 +157,11 @@ func TestToolsLoad(t *testing.T) {
 			{name: "http_get", verdict: proxy.Deny, rule: proxy.RuleDefault},
 		}},
 		{"classes add up across extends", map[string]string{
-			"p.yaml":    "extends: base.yaml\ntools:\n  classes:\n    read:\n      tools: [my_reader]\n",
+			"p.yaml":    "extends: base.yaml\ntools:\n  classes:\n    read:\n      tools: [my_reader]\n  rules:\n    - id: r\n      allow: [read]\n",
 			"base.yaml": "extends: strict\n",
-		}, []string{"strict-read"}, NetworkNone, []call{
-			{name: "my_reader", verdict: proxy.Allow, rule: "strict-read"},
-			{name: "read_file", verdict: proxy.Allow, rule: "strict-read"},
+		}, []string{"r"}, NetworkNone, []call{
+			{name: "my_reader", verdict: proxy.Allow, rule: "r"},
+			{name: "read_file", verdict: proxy.Allow, rule: "r"},
 		}},
 	}
 	for _, tt := range tests {
@@ -197,8 +207,8 @@ func TestToolsClassesFromBase(t *testing.T) {
 		rule       string
 	}{
 		{"http_get", "cache/a", proxy.Allow, "fetch-cache"},
-		{"http_get", "src/a", proxy.Deny, "no-fetch-src"},
-		{"fetch", "cache/a", proxy.Deny, proxy.RuleDefault}, // a tool named fetch is not in the class
+		{"http_get", "src/a", proxy.Deny, proxy.RuleDefault}, // the base's rule is replaced, its class kept
+		{"fetch", "cache/a", proxy.Deny, proxy.RuleDefault},  // a tool named fetch is not in the class
 	} {
 		d := p.Tools.Decide(proxy.CallInfo{Kind: proxy.KindTool, Name: c.tool,
 			Arguments: map[string]any{"file": c.file}, Workspace: testVars.Workspace})
@@ -249,15 +259,6 @@ func TestToolsErrors(t *testing.T) {
 			"p.yaml":    "extends: base.yaml\ntools:\n  classes:\n    fetch:\n      tools: [http_get]\n",
 			"base.yaml": "tools:\n  rules:\n    - id: a\n      allow:\n        - class: fetch\n",
 		}, `D/base.yaml:5:11: tools: rule "a": matcher {"class":"fetch"}: unknown class "fetch"`},
-		{"rule id used by the base", map[string]string{
-			"p.yaml":    "extends: base.yaml\ntools:\n  rules:\n    - id: other\n      allow: [echo]\n    - id: mine\n      deny: [rm]\n",
-			"base.yaml": "tools:\n  rules:\n    - id: mine\n      allow: [ls]\n",
-		}, `D/p.yaml:6:11: tools.rules[1].id: rule id "mine" is already used at D/base.yaml:3:11; rules add up across extends:, so each needs its own id`},
-		{"class that changes a base rule", map[string]string{
-			"p.yaml":    "extends: base.yaml\ntools:\n  classes:\n    fetch_url:\n      tools: [curl]\n",
-			"base.yaml": "tools:\n  rules:\n    - id: no-fetch\n      deny: [fetch_url]\n",
-		}, `D/p.yaml:4:5: tools.classes.fetch_url: a class named "fetch_url" would turn matcher "fetch_url" of rule "no-fetch", inherited, from a tool name into this class; rename the class`},
-
 		// The network shorthand.
 		{"network shorthand, bad mode", map[string]string{"p.yaml": "network: wifi\n"},
 			`D/p.yaml:1:10: network.mode: want none or loopback, got "wifi"`},
@@ -332,14 +333,16 @@ func TestBuiltinTools(t *testing.T) {
 	if !reflect.DeepEqual(strict.Tools, proxy.Strict()) {
 		t.Errorf("strict: tools =\n%s\nwant proxy.Strict() =\n%s", jsonOf(t, strict.Tools), jsonOf(t, proxy.Strict()))
 	}
-	want := proxy.Merge(proxy.Strict(), &proxy.Policy{Rules: []proxy.Rule{{
-		ID: "standard-write", Allow: []proxy.Matcher{{Spec: "write"}},
-	}}})
+	want := proxy.Strict()
+	want.Rules = []proxy.Rule{
+		{ID: "standard-read", Reason: "the standard profile allows reading and writing in the workspace", Allow: []proxy.Matcher{{Spec: "read"}}},
+		{ID: "standard-write", Reason: "the standard profile allows reading and writing in the workspace", Allow: []proxy.Matcher{{Spec: "write"}}},
+	}
 	if err := want.Compile(); err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(standard.Tools, want) {
-		t.Errorf("standard: tools =\n%s\nwant strict's plus standard-write =\n%s", jsonOf(t, standard.Tools), jsonOf(t, want))
+		t.Errorf("standard: tools =\n%s\nwant strict's with read and write rules =\n%s", jsonOf(t, standard.Tools), jsonOf(t, want))
 	}
 	if !reflect.DeepEqual(dev.Tools, standard.Tools) {
 		t.Errorf("dev: tools =\n%s\nwant standard's", jsonOf(t, dev.Tools))
@@ -493,14 +496,15 @@ func TestWithPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatalf("WithPolicy(extra.yaml) = %v", err)
 	}
-	if got, want := ruleIDs(p.Tools), []string{"strict-read", "block-src-writes", "echo"}; !slices.Equal(got, want) {
+	if got, want := ruleIDs(p.Tools), []string{"block-src-writes", "echo"}; !slices.Equal(got, want) {
 		t.Errorf("WithPolicy(extra.yaml): rules %q, want %q", got, want)
 	}
 	checkCalls(t, "strict with extra.yaml", p.Tools, []call{
 		{name: "echo", verdict: proxy.Allow, rule: "echo"},
 		{name: "write_file", path: "src/a", verdict: proxy.Deny, rule: "block-src-writes"},
-		{name: "run_shell", verdict: proxy.Deny, rule: proxy.RuleDefault}, // strict's default kept
-		{kind: proxy.KindResource, name: "file:///x", verdict: proxy.Allow, rule: proxy.RuleDefault},
+		{name: "read_text_file", path: "a", verdict: proxy.Deny, rule: proxy.RuleDefault}, // strict's rules replaced
+		{name: "run_shell", verdict: proxy.Deny, rule: proxy.RuleDefault},                 // deny when unset
+		{kind: proxy.KindResource, name: "file:///x", verdict: proxy.Deny, rule: proxy.RuleDefault},
 	})
 	if p.Hash() == before {
 		t.Errorf("WithPolicy: Hash() unchanged")
@@ -520,22 +524,11 @@ func TestWithPolicy(t *testing.T) {
 		{kind: proxy.KindPrompt, name: "review", verdict: proxy.Allow, rule: proxy.RuleDefault},
 	})
 
-	if _, err := strict.WithPolicy(extra("dup.yaml")); err == nil ||
-		err.Error() != `add tool policy to profile "strict": rule id "strict-read" is already used by the profile; rules add up, so each needs its own id` {
-		t.Errorf("WithPolicy(dup.yaml) = %v, want the duplicate id error", err)
+	// A rule id the profile used is no conflict: the profile's rules are
+	// replaced.
+	if p, err := strict.WithPolicy(extra("dup.yaml")); err != nil || ruleIDs(p.Tools)[0] != "strict-read" {
+		t.Errorf("WithPolicy(dup.yaml) = %v, want its own strict-read rule in force", err)
 	}
-
-	// A class in the extra policy may not change what the profile's rules
-	// match.
-	base, err := (&Loader{}).Parse("base.yaml", []byte("tools:\n  rules:\n    - id: no-fetch\n      deny: [fetch_url]\n"), testVars)
-	if err != nil {
-		t.Fatal(err)
-	}
-	shadow := &proxy.Policy{Classes: map[string]proxy.Class{"fetch_url": {Tools: []string{"curl"}}}}
-	if _, err := base.WithPolicy(shadow); err == nil || !strings.Contains(err.Error(), `class "fetch_url": a class named "fetch_url" would turn matcher "fetch_url" of rule "no-fetch"`) {
-		t.Errorf("WithPolicy(class fetch_url) = %v, want the class conflict", err)
-	}
-
 	if q, err := strict.WithPolicy(nil); err != nil || q == strict || q.Hash() != before {
 		t.Errorf("WithPolicy(nil) = %p, %v; want a copy of the profile", q, err)
 	}
