@@ -115,8 +115,11 @@ func printVerify(w io.Writer, path string, rep audit.Report, ve *audit.VerifyErr
 		fmt.Fprintf(w, "ledger %s: NOT INTACT at line %d: %s (%d records before it are intact)\n", path, ve.Line, ve.Problem, rep.Records)
 		return
 	}
-	fmt.Fprintf(w, "ledger %s: intact: %d records, %d lines, %d bytes, %d torn writes recovered\n",
-		path, rep.Records, rep.Lines, rep.Bytes, rep.Recovered)
+	fmt.Fprintf(w, "ledger %s: intact: %d records, %d lines, %d bytes", path, rep.Records, rep.Lines, rep.Bytes)
+	if rep.Recovered > 0 {
+		fmt.Fprintf(w, ", %d torn write(s) recovered", rep.Recovered)
+	}
+	fmt.Fprintln(w)
 	if rep.Records > 0 {
 		fmt.Fprintf(w, "head: %d:%s\n", rep.HeadSeq, rep.HeadHash)
 	}
@@ -454,7 +457,7 @@ func (c auditStatsCmd) Run(stdout io.Writer) error {
 	if c.JSON {
 		b, err := json.MarshalIndent(struct {
 			*audit.Stats
-			MostDenied []*audit.ToolStats `json:"MostDenied"`
+			MostDenied []*audit.ToolStats `json:"most_denied"`
 		}{st, st.MostDenied(c.Top)}, "", "  ")
 		if err != nil {
 			return err

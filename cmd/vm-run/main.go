@@ -23,6 +23,7 @@ type cli struct {
 	Profiles profilesCmd `cmd:"" help:"List and show profiles."`
 	Selftest selftestCmd `cmd:"" help:"Run the escape battery under a profile and report what got out."`
 	Audit    auditCmd    `cmd:"" help:"Verify and query the audit ledger."`
+	Policy   policyCmd   `cmd:"" help:"Generate a profile from what a recorded session used (record, generate, review, approve)."`
 	Version  versionCmd  `cmd:"" help:"Print vm-run's version."`
 }
 

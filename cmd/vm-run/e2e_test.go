@@ -1,0 +1,767 @@
+//go:build linux
+
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/vm-run/vm-run/internal/testkit"
+	"github.com/vm-run/vm-run/profiles"
+	"github.com/vm-run/vm-run/proxy"
+	"github.com/vm-run/vm-run/sandbox"
+)
+
+// The end-to-end tests run the built vm-run binary between the official Go
+// SDK client and the real MCP servers from npm, under profiles that extend
+// the built-in strict one. What the proxy denies is shown to have never
+// reached the server by what the server would have left on the host; what
+// Landlock denies is shown to fail inside the kernel although the proxy and
+// the server both let it through.
+//
+// VMRUN_BIN names the binary (else the test builds one); VMRUN_MCP names
+// the node_modules directory scripts/setup.sh fills (else
+// ../../.cache/mcp/node_modules).
+
+// sandboxUID is who the command runs as when vm-run runs as root.
+const sandboxUID = 65534
+
+// e2e is what every end-to-end test needs.
+type e2e struct {
+	bin     string // vm-run
+	modules string // node_modules holding the MCP servers
+	// strict is the built-in profile, loaded with a workspace no path lies
+	// beneath, for what it hides and grants outside the workspace.
+	strict *profiles.Profile
+}
+
+func TestE2E(t *testing.T) {
+	e := setupE2E(t)
+	t.Run("filesystem", func(t *testing.T) { t.Parallel(); e.testFilesystem(t) })
+	t.Run("filesystem writes", func(t *testing.T) { t.Parallel(); e.testFilesystemWrites(t) })
+	t.Run("memory", func(t *testing.T) { t.Parallel(); e.testMemory(t) })
+	t.Run("everything", func(t *testing.T) { t.Parallel(); e.testEverything(t) })
+	t.Run("npx offline", func(t *testing.T) { t.Parallel(); e.testNpx(t) })
+}
+
+// setupE2E finds or builds what the tests need, or skips naming what is
+// missing.
+func setupE2E(t *testing.T) *e2e {
+	t.Helper()
+	for _, ns := range sandbox.Namespaces {
+		if err := sandbox.CheckNamespace(ns); err != nil {
+			t.Skipf("needs a new user namespace with a %s namespace for uid %d: %v", ns.Name, os.Getuid(), err)
+		}
+	}
+	home, _ := os.UserHomeDir()
+	strict, err := profiles.Load("strict", profiles.Vars{Workspace: "/nonexistent/workspace", Home: home, TmpDir: sandbox.TmpDir})
+	if err != nil {
+		t.Fatalf("load profile strict: %v", err)
+	}
+	for _, f := range strict.Landlock.Require {
+		testkit.RequireLandlockFeature(t, f)
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skipf("node is not installed, needed to run the MCP servers: %v", err)
+	}
+	e := &e2e{modules: os.Getenv("VMRUN_MCP"), strict: strict}
+	if e.modules == "" {
+		dir, err := filepath.Abs(filepath.Join("..", "..", ".cache", "mcp", "node_modules"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(dir); err != nil {
+			t.Skipf("VMRUN_MCP is unset and %s is absent: run scripts/setup.sh (make setup)", dir)
+		}
+		e.modules = dir
+	}
+	for _, pkg := range []string{"server-filesystem", "server-everything", "server-memory"} {
+		if _, err := os.Stat(e.server(pkg)); err != nil {
+			t.Skipf("@modelcontextprotocol/%s is not installed in VMRUN_MCP=%s: %v", pkg, e.modules, err)
+		}
+	}
+	if os.Getuid() == 0 {
+		if err := othersCanRead(e.modules); err != nil {
+			t.Fatalf("the sandbox runs as uid %d and cannot read the MCP servers: %v", sandboxUID, err)
+		}
+	}
+	e.bin = os.Getenv("VMRUN_BIN")
+	if e.bin == "" {
+		e.bin = buildVMRun(t)
+	}
+	return e
+}
+
+// buildVMRun builds vm-run into a directory every uid can search.
+func buildVMRun(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skipf("VMRUN_BIN is unset and go is not in PATH to build vm-run: %v", err)
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "vm-run")
+	if out, err := exec.Command("go", "build", "-tags", "osusergo,netgo", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build vm-run: %v\n%s", err, out)
+	}
+	if err := searchable(dir); err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+func (e *e2e) server(pkg string) string {
+	return filepath.Join(e.modules, "@modelcontextprotocol", pkg, "dist", "index.js")
+}
+
+// othersCanRead reports why a uid that is neither owner nor in the group
+// could not read path: a directory on the way without o+x, or path itself
+// without o+r.
+func othersCanRead(path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if st.Mode().Perm()&0o004 == 0 {
+		return fmt.Errorf("%q is mode %v, want o+r", path, st.Mode().Perm())
+	}
+	for d := filepath.Dir(path); ; d = filepath.Dir(d) {
+		st, err := os.Stat(d)
+		if err != nil {
+			return err
+		}
+		if st.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("%q is mode %v, want o+x", d, st.Mode().Perm())
+		}
+		if d == "/" {
+			return nil
+		}
+	}
+}
+
+// box is one test's directories: a workspace the sandbox's uid can read,
+// and a place for profiles and ledgers.
+type box struct {
+	ws, cfg  string
+	sessions int // ledgers written so far
+}
+
+func newBox(t *testing.T) *box {
+	t.Helper()
+	root, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &box{ws: filepath.Join(root, "ws"), cfg: filepath.Join(root, "cfg")}
+	for _, d := range []string{b.ws, b.cfg} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The sandbox runs as nobody when the tests run as root: let it into
+	// the workspace the way a real workspace would be shared.
+	if err := searchable(b.ws); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// file writes body to a workspace-relative name, creating directories.
+func (b *box) file(t *testing.T, name, body string) string {
+	t.Helper()
+	p := filepath.Join(b.ws, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// writableDir makes a workspace directory the sandbox's uid may write to
+// as far as file modes go, so that only Landlock and the proxy decide.
+func (b *box) writableDir(t *testing.T, name string) string {
+	t.Helper()
+	p := filepath.Join(b.ws, name)
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// config writes a profile or policy file and returns its path.
+func (b *box) config(t *testing.T, name, body string) string {
+	t.Helper()
+	p := filepath.Join(b.cfg, name)
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// profile writes a profile extending strict that can read the MCP servers
+// and adds extra (YAML at the top level, after filesystem:).
+func (e *e2e) profile(t *testing.T, b *box, name, filesystem, extra string) string {
+	t.Helper()
+	return b.config(t, name+".yaml", fmt.Sprintf("name: %s\nextends: strict\nfilesystem:\n  read: [%q]\n%s%s",
+		name, e.modules, filesystem, extra))
+}
+
+// lockedBuffer collects vm-run's stderr for failure messages.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// e2eSession is one `vm-run ... -- SERVER` driven by a Go SDK client.
+type e2eSession struct {
+	*mcp.ClientSession
+	e      *e2e
+	cmd    *exec.Cmd
+	stderr *lockedBuffer
+	ledger string
+	closed bool
+}
+
+// e2eRun describes a session: vm-run's flags, the server and the client.
+type e2eRun struct {
+	profile, policy, ws string
+	env                 []string // --env KEY=VALUE
+	server              []string
+	client              *mcp.ClientOptions
+	// bin, if set, is the vm-run to run; prefix runs it through another
+	// command (setpriv); cmdEnv, if set, is its environment.
+	bin            string
+	prefix, cmdEnv []string
+}
+
+// start runs vm-run with r and connects a client. The session is closed at
+// cleanup if the test has not closed it.
+func (e *e2e) start(t *testing.T, b *box, r e2eRun) *e2eSession {
+	t.Helper()
+	b.sessions++
+	ledger := filepath.Join(b.cfg, fmt.Sprintf("ledger-%d.jsonl", b.sessions))
+	args := []string{"--profile", r.profile, "--workspace", r.ws, "--ledger", ledger}
+	if r.policy != "" {
+		args = append(args, "--policy", r.policy)
+	}
+	for _, kv := range r.env {
+		args = append(args, "--env", kv)
+	}
+	bin := r.bin
+	if bin == "" {
+		bin = e.bin
+	}
+	argv := slices.Concat(r.prefix, []string{bin}, args, []string{"--"}, r.server)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	if r.cmdEnv != nil {
+		cmd.Env = r.cmdEnv
+	}
+	s := &e2eSession{e: e, cmd: cmd, stderr: &lockedBuffer{}, ledger: ledger}
+	cmd.Stderr = s.stderr
+	opts := r.client
+	if opts == nil {
+		opts = &mcp.ClientOptions{}
+	}
+	if opts.Capabilities == nil {
+		// No roots: server-filesystem then serves the directories it is
+		// given, as clients without roots support have it.
+		opts.Capabilities = &mcp.ClientCapabilities{}
+	}
+	client := mcp.NewClient(&mcp.Implementation{Name: "vm-run-e2e", Version: "1"}, opts)
+	cs, err := client.Connect(t.Context(), &mcp.CommandTransport{Command: cmd}, nil)
+	if err != nil {
+		t.Fatalf("connect to %v through vm-run: %v\nvm-run stderr:\n%s", r.server, err, s.stderr)
+	}
+	s.ClientSession = cs
+	t.Cleanup(func() {
+		if !s.closed {
+			cs.Close()
+		}
+	})
+	return s
+}
+
+// close ends the session, checks that vm-run passed on the server's clean
+// exit, and verifies the ledger.
+func (s *e2eSession) close(t *testing.T) {
+	t.Helper()
+	s.closed = true
+	s.Close()
+	if code := s.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("vm-run exited %d after the client closed, want 0\nstderr:\n%s", code, s.stderr)
+	}
+	out, err := exec.Command(s.e.bin, "audit", "verify", "--ledger", s.ledger).CombinedOutput()
+	if err != nil {
+		t.Errorf("vm-run audit verify --ledger %s: %v\n%s", s.ledger, err, out)
+	}
+}
+
+// tools lists the tool names the client sees, sorted.
+func (s *e2eSession) tools(t *testing.T) []string {
+	t.Helper()
+	var names []string
+	for tool, err := range s.Tools(t.Context(), nil) {
+		if err != nil {
+			t.Fatalf("tools/list: %v\nvm-run stderr:\n%s", err, s.stderr)
+		}
+		names = append(names, tool.Name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// call calls a tool; a protocol error fails the test.
+func (s *e2eSession) call(t *testing.T, tool string, args map[string]any) *mcp.CallToolResult {
+	t.Helper()
+	res, err := s.CallTool(t.Context(), &mcp.CallToolParams{Name: tool, Arguments: args})
+	if err != nil {
+		t.Fatalf("tools/call %s %v: %v\nvm-run stderr:\n%s", tool, args, err, s.stderr)
+	}
+	return res
+}
+
+// wantAllowed checks that the server answered a call without error and
+// returns its text.
+func (s *e2eSession) wantAllowed(t *testing.T, tool string, args map[string]any) string {
+	t.Helper()
+	res := s.call(t, tool, args)
+	if res.IsError || res.Meta[proxy.MetaKey] != nil {
+		t.Errorf("tools/call %s %v = %q (isError %v, _meta %v), want the server's answer", tool, args, text(res), res.IsError, res.Meta)
+	}
+	return text(res)
+}
+
+// wantDenied checks that the proxy refused a call by rule, in the result
+// shape the model sees, and that the ledger holds the denial.
+func (s *e2eSession) wantDenied(t *testing.T, tool string, args map[string]any, rule string) {
+	t.Helper()
+	res := s.call(t, tool, args)
+	meta, _ := res.Meta[proxy.MetaKey].(map[string]any)
+	if !res.IsError || meta["rule"] != rule || !strings.Contains(text(res), rule) {
+		t.Errorf("tools/call %s %v = %q (isError %v, _meta %v), want a denial naming rule %q",
+			tool, args, text(res), res.IsError, res.Meta, rule)
+	}
+	s.wantDecision(t, tool, proxy.Deny, rule)
+}
+
+func text(r *mcp.CallToolResult) string {
+	var b strings.Builder
+	for _, c := range r.Content {
+		if t, ok := c.(*mcp.TextContent); ok {
+			b.WriteString(t.Text)
+		}
+	}
+	return b.String()
+}
+
+// decision is the part of a ledger record the tests look at.
+type decision struct {
+	Event string `json:"event"`
+	Data  struct {
+		Kind    string `json:"kind"`
+		Tool    string `json:"tool"`
+		Verdict string `json:"verdict"`
+		Rule    string `json:"rule"`
+	} `json:"data"`
+}
+
+// wantDecision checks that the ledger holds a decision on name (a tool, or
+// for sampling and elicitation the kind) with that verdict and rule. The
+// ledger is on disk before the decision takes effect, so it can be read
+// while the session runs.
+func (s *e2eSession) wantDecision(t *testing.T, name string, verdict proxy.Action, rule string) {
+	t.Helper()
+	f, err := os.Open(s.ledger)
+	if err != nil {
+		t.Fatalf("open ledger: %v", err)
+	}
+	defer f.Close()
+	var seen []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var d decision
+		if err := json.Unmarshal(sc.Bytes(), &d); err != nil {
+			t.Fatalf("ledger %s: line %q: %v", s.ledger, sc.Bytes(), err)
+		}
+		if d.Event != "decision" {
+			continue
+		}
+		if (d.Data.Tool == name || d.Data.Kind == name) && d.Data.Verdict == string(verdict) && (rule == "" || d.Data.Rule == rule) {
+			return
+		}
+		seen = append(seen, fmt.Sprintf("%s %s %s:%s", d.Data.Kind, d.Data.Tool, d.Data.Verdict, d.Data.Rule))
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("read ledger %s: %v", s.ledger, err)
+	}
+	t.Errorf("ledger %s has no decision %s %q by %q; it has %v", s.ledger, verdict, name, rule, seen)
+}
+
+// wantAbsent checks that the server left no file at path on the host.
+func wantAbsent(t *testing.T, path, why string) {
+	t.Helper()
+	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("%s: Lstat(%q) = %v, want it absent", why, path, err)
+	}
+}
+
+// beneath reports whether path is dir or lies beneath it.
+func beneath(path, dir string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+}
+
+// outsideDir returns testdata/e2e/outside: a directory the sandbox sees
+// (strict hides nothing above it) but may not read (strict grants nothing
+// above it), whose file modes let any uid read it. A read there that fails
+// in the sandbox fails because of Landlock. It skips t when the checkout
+// lies where strict hides or grants.
+func (e *e2e) outsideDir(t *testing.T) string {
+	t.Helper()
+	dir, err := filepath.Abs(filepath.Join("testdata", "e2e", "outside"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dir, err = filepath.EvalSymlinks(dir); err != nil {
+		t.Fatal(err)
+	}
+	fsys := e.strict.Filesystem
+	for _, p := range fsys.Hide {
+		if p, _ := profiles.SplitOptional(p); beneath(dir, p) {
+			t.Skipf("the checkout lies beneath %s, which strict hides: the Landlock case needs %s visible in the sandbox", p, dir)
+		}
+	}
+	for _, p := range slices.Concat(fsys.Read, fsys.Exec, fsys.Write, fsys.Overlay, []string{e.modules}) {
+		if p, _ := profiles.SplitOptional(p); beneath(dir, p) {
+			t.Skipf("the checkout lies beneath %s, which strict lets the sandbox read: the Landlock case needs %s unreadable in the sandbox", p, dir)
+		}
+	}
+	if err := othersCanRead(filepath.Join(dir, "secret.txt")); err != nil {
+		t.Fatalf("testdata/e2e/outside must be readable by every uid, so that only Landlock stops the sandbox: %v", err)
+	}
+	return dir
+}
+
+// testFilesystem drives server-filesystem under strict's own tool policy.
+// The client sees only the read tools and reads in the workspace work. A
+// write is refused by the proxy and never reaches the server: the file does
+// not appear, though Landlock and file modes would let it through
+// (testFilesystemWrites is the control). A symbolic link the proxy allows
+// (its path is in the workspace) and the server follows (its target is in a
+// directory the server serves) fails in the kernel: Landlock does not grant
+// that directory.
+func (e *e2e) testFilesystem(t *testing.T) {
+	b := newBox(t)
+	outside := e.outsideDir(t)
+	b.file(t, "docs/a.md", "# docs\n")
+	src := b.writableDir(t, "src")
+	link := filepath.Join(b.ws, "docs", "link.md")
+	if err := os.Symlink(filepath.Join(outside, "secret.txt"), link); err != nil {
+		t.Fatal(err)
+	}
+	prof := e.profile(t, b, "e2e-fs", fmt.Sprintf("  write: [%q]\n", src), "")
+	s := e.start(t, b, e2eRun{profile: prof, ws: b.ws,
+		server: []string{"node", e.server("server-filesystem"), b.ws, outside}})
+
+	want := slices.Sorted(slices.Values(proxy.BuiltinClasses()["read"].Tools))
+	if got := s.tools(t); !slices.Equal(got, want) {
+		t.Errorf("tools/list under strict = %v, want the read tools %v", got, want)
+	}
+
+	if got := s.wantAllowed(t, "read_text_file", map[string]any{"path": filepath.Join(b.ws, "docs", "a.md")}); got != "# docs\n" {
+		t.Errorf("read_text_file docs/a.md = %q, want %q", got, "# docs\n")
+	}
+	s.wantDecision(t, "read_text_file", proxy.Allow, "strict-read")
+
+	evil := filepath.Join(src, "new.go")
+	s.wantDenied(t, "write_file", map[string]any{"path": evil, "content": "package evil\n"}, proxy.RuleDefault)
+	wantAbsent(t, evil, "write_file denied by the proxy")
+
+	// The server would serve the link's target: it serves outside too.
+	if got := s.wantAllowed(t, "list_allowed_directories", map[string]any{}); !strings.Contains(got, outside) {
+		t.Errorf("list_allowed_directories = %q, want %s among them", got, outside)
+	}
+	res := s.call(t, "read_text_file", map[string]any{"path": link})
+	got := text(res)
+	if !res.IsError || res.Meta[proxy.MetaKey] != nil ||
+		!(strings.Contains(got, "EACCES") || strings.Contains(strings.ToLower(got), "permission denied")) {
+		t.Errorf("read_text_file of a link into %s = %q (isError %v, _meta %v), want the server's EACCES from Landlock",
+			outside, got, res.IsError, res.Meta)
+	}
+	if strings.Contains(got, "never read it") {
+		t.Errorf("read_text_file of a link into %s leaked the file: %q", outside, got)
+	}
+	s.close(t)
+}
+
+// testFilesystemWrites is the control for testFilesystem's denied write:
+// with a profile whose tools: section allows writes under out/, the same
+// server, Landlock rules and file modes write a file the host sees, and a
+// write to src/ is still refused.
+func (e *e2e) testFilesystemWrites(t *testing.T) {
+	b := newBox(t)
+	out, src := b.writableDir(t, "out"), b.writableDir(t, "src")
+	prof := e.profile(t, b, "e2e-fs-writes", fmt.Sprintf("  write: [%q, %q]\n", out, src),
+		"tools:\n  rules:\n    - id: e2e-out-writes\n      allow: [\"write(out/**)\"]\n")
+	s := e.start(t, b, e2eRun{profile: prof, ws: b.ws, server: []string{"node", e.server("server-filesystem"), b.ws}})
+
+	if got := s.tools(t); !slices.Contains(got, "write_file") {
+		t.Errorf("tools/list = %v, want write_file, which the profile allows under out/", got)
+	}
+	const body = "written through vm-run\n"
+	ok := filepath.Join(out, "ok.txt")
+	s.wantAllowed(t, "write_file", map[string]any{"path": ok, "content": body})
+	s.wantDecision(t, "write_file", proxy.Allow, "e2e-out-writes")
+	if got, err := os.ReadFile(ok); err != nil || string(got) != body {
+		t.Errorf("after an allowed write_file, the host reads %q, %v; want %q", got, err, body)
+	}
+	evil := filepath.Join(src, "new.go")
+	s.wantDenied(t, "write_file", map[string]any{"path": evil, "content": "package evil\n"}, proxy.RuleDefault)
+	wantAbsent(t, evil, "write_file denied by the proxy")
+	s.close(t)
+}
+
+// testMemory drives server-memory: under strict no tool is listed and a
+// denied create_entities leaves no memory file behind; the control session,
+// whose --policy allows it, does leave one.
+func (e *e2e) testMemory(t *testing.T) {
+	b := newBox(t)
+	state := b.writableDir(t, "state")
+	mem := filepath.Join(state, "memory.jsonl")
+	prof := e.profile(t, b, "e2e-memory", fmt.Sprintf("  write: [%q]\n", state), "")
+	r := e2eRun{profile: prof, ws: b.ws, env: []string{"MEMORY_FILE_PATH=" + mem},
+		server: []string{"node", e.server("server-memory")}}
+	entities := map[string]any{"entities": []any{map[string]any{
+		"name": "vm-run", "entityType": "project", "observations": []any{"runs MCP servers in a sandbox"},
+	}}}
+
+	s := e.start(t, b, r)
+	if got := s.tools(t); len(got) != 0 {
+		t.Errorf("tools/list under strict = %v, want none", got)
+	}
+	s.wantDenied(t, "create_entities", entities, proxy.RuleDefault)
+	s.close(t)
+	wantAbsent(t, mem, "create_entities denied by the proxy")
+
+	r.policy = b.config(t, "memory-policy.yaml",
+		"rules:\n  - id: e2e-memory\n    allow: [create_entities, read_graph]\n")
+	s = e.start(t, b, r)
+	if got, want := s.tools(t), []string{"create_entities", "read_graph"}; !slices.Equal(got, want) {
+		t.Errorf("tools/list with the policy = %v, want %v", got, want)
+	}
+	s.wantAllowed(t, "create_entities", entities)
+	if got := s.wantAllowed(t, "read_graph", map[string]any{}); !strings.Contains(got, "runs MCP servers in a sandbox") {
+		t.Errorf("read_graph = %q, want the entity just created", got)
+	}
+	s.wantDenied(t, "delete_entities", map[string]any{"entityNames": []any{"vm-run"}}, proxy.RuleDefault)
+	s.close(t)
+	if got, err := os.ReadFile(mem); err != nil || !bytes.Contains(got, []byte(`"vm-run"`)) {
+		t.Errorf("memory file after an allowed create_entities: %q, %v; want the entity", got, err)
+	}
+}
+
+// testEverything drives server-everything with a --policy (which replaces
+// the profile's policy, so it allows resources itself) that allows the
+// server's sampling and elicitation requests: they reach the client's
+// handlers through the proxy, as do progress notifications and resources;
+// a tool the policy does not name is refused and hidden.
+func (e *e2e) testEverything(t *testing.T) {
+	b := newBox(t)
+	prof := e.profile(t, b, "e2e-everything", "", "")
+	pol := b.config(t, "everything-policy.yaml", `defaults:
+  resource: allow
+rules:
+  - id: e2e-tools
+    allow: [echo, trigger-sampling-request, trigger-elicitation-request, trigger-long-running-operation]
+  - id: e2e-client-features
+    reason: the test client answers these itself
+    allow: [sampling, elicitation]
+`)
+	const sampled = "sampled by the e2e client"
+	var samples, elicits atomic.Int32
+	progress := make(chan *mcp.ProgressNotificationParams, 16)
+	opts := &mcp.ClientOptions{
+		CreateMessageHandler: func(context.Context, *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+			samples.Add(1)
+			return &mcp.CreateMessageResult{Model: "e2e", Role: "assistant", Content: &mcp.TextContent{Text: sampled}}, nil
+		},
+		ElicitationHandler: func(context.Context, *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+			elicits.Add(1)
+			return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"name": "Ada Lovelace"}}, nil
+		},
+		ProgressNotificationHandler: func(_ context.Context, req *mcp.ProgressNotificationClientRequest) {
+			progress <- req.Params
+		},
+	}
+	s := e.start(t, b, e2eRun{profile: prof, policy: pol, ws: b.ws, client: opts,
+		server: []string{"node", e.server("server-everything"), "stdio"}})
+
+	want := []string{"echo", "trigger-elicitation-request", "trigger-long-running-operation", "trigger-sampling-request"}
+	if got := s.tools(t); !slices.Equal(got, want) {
+		t.Errorf("tools/list = %v, want only what the policy allows: %v", got, want)
+	}
+	if got := s.wantAllowed(t, "echo", map[string]any{"message": "through vm-run"}); !strings.Contains(got, "through vm-run") {
+		t.Errorf("echo = %q, want the message back", got)
+	}
+	s.wantDenied(t, "get-env", map[string]any{}, proxy.RuleDefault)
+
+	got := s.wantAllowed(t, "trigger-sampling-request", map[string]any{"prompt": "say hi", "maxTokens": 5})
+	if samples.Load() != 1 || !strings.Contains(got, sampled) {
+		t.Errorf("trigger-sampling-request = %q after %d sampling requests, want one, answered %q", got, samples.Load(), sampled)
+	}
+	s.wantDecision(t, string(proxy.KindSampling), proxy.Allow, "e2e-client-features")
+
+	got = s.wantAllowed(t, "trigger-elicitation-request", map[string]any{})
+	if elicits.Load() != 1 || !strings.Contains(got, "Ada Lovelace") {
+		t.Errorf("trigger-elicitation-request = %q after %d elicitations, want one, answered with the name", got, elicits.Load())
+	}
+	s.wantDecision(t, string(proxy.KindElicitation), proxy.Allow, "e2e-client-features")
+
+	const steps = 3
+	params := &mcp.CallToolParams{Name: "trigger-long-running-operation", Arguments: map[string]any{"duration": 0.3, "steps": steps}}
+	params.SetProgressToken("e2e-progress")
+	if res, err := s.CallTool(t.Context(), params); err != nil || res.IsError {
+		t.Fatalf("trigger-long-running-operation = %v, %v; want its result", res, err)
+	}
+	// The server sends every notification before its result, but the
+	// client may hand them to the handler after returning the result.
+	for i := 1; i <= steps; i++ {
+		select {
+		case p := <-progress:
+			if p.ProgressToken != "e2e-progress" || p.Progress != float64(i) || p.Total != steps {
+				t.Errorf("progress notification %d = %+v, want token e2e-progress, %d of %d", i, p, i, steps)
+			}
+		case <-t.Context().Done():
+			t.Fatalf("progress notification %d of %d never came", i, steps)
+		}
+	}
+
+	const uri = "demo://resource/static/document/architecture.md"
+	res, err := s.ReadResource(t.Context(), &mcp.ReadResourceParams{URI: uri})
+	if err != nil || len(res.Contents) == 0 || res.Contents[0].Text == "" {
+		t.Errorf("resources/read %s = %+v, %v; want its text", uri, res, err)
+	}
+	s.wantDecision(t, string(proxy.KindResource), proxy.Allow, "")
+	s.close(t)
+}
+
+// testNpx starts `npx -y @modelcontextprotocol/server-memory` under the
+// built-in strict profile. strict has no network, so npx must find
+// everything in ~/.npm, warmed beforehand by the same command outside the
+// sandbox as the same user (root's sandbox user, nobody, has no home: the
+// test runs vm-run as uid 65534 with a home of its own).
+func (e *e2e) testNpx(t *testing.T) {
+	const pkg = "@modelcontextprotocol/server-memory"
+	if _, err := exec.LookPath("npx"); err != nil {
+		t.Skipf("npx is not installed: %v", err)
+	}
+	b := newBox(t)
+	home := filepath.Join(filepath.Dir(b.ws), "home")
+	if err := os.Mkdir(home, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var prefix []string
+	bin := e.bin
+	if os.Getuid() == 0 {
+		setpriv, err := exec.LookPath("setpriv")
+		if err != nil {
+			t.Skipf("setpriv (util-linux) is not installed, needed to run npx as an unprivileged user: %v", err)
+		}
+		prefix = []string{setpriv, "--reuid", fmt.Sprint(sandboxUID), "--regid", fmt.Sprint(sandboxUID), "--clear-groups"}
+		for _, d := range []string{home, b.cfg} {
+			if err := os.Chown(d, sandboxUID, sandboxUID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if othersCanRead(bin) != nil {
+			bin = filepath.Join(b.cfg, "vm-run")
+			if err := copyFile(e.bin, bin); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	env := []string{"HOME=" + home, "npm_config_update_notifier=false", "npm_config_fund=false"}
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); k != "HOME" && !strings.HasPrefix(strings.ToLower(k), "npm_config_") {
+			env = append(env, kv)
+		}
+	}
+
+	// Warm the cache: the same command, outside the sandbox, online.
+	argv := slices.Concat(prefix, []string{"npx", "-y", pkg})
+	warm := exec.Command(argv[0], argv[1:]...)
+	warm.Env, warm.Dir = env, b.ws
+	var warmErr lockedBuffer
+	warm.Stderr = &warmErr
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "vm-run-e2e-warm", Version: "1"}, nil).
+		Connect(t.Context(), &mcp.CommandTransport{Command: warm}, nil)
+	if err != nil {
+		if msg := warmErr.String(); regexp.MustCompile(`ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEDOUT|ENETUNREACH`).MatchString(msg) {
+			t.Skipf("warming the npx cache needs the npm registry, which is unreachable: %v\n%s", err, msg)
+		}
+		t.Fatalf("warm the npx cache: npx -y %s outside the sandbox: %v\n%s", pkg, err, warmErr.String())
+	}
+	var all []string
+	for tool, err := range cs.Tools(t.Context(), nil) {
+		if err != nil {
+			t.Fatalf("warm the npx cache: tools/list: %v", err)
+		}
+		all = append(all, tool.Name)
+	}
+	cs.Close()
+	if !slices.Contains(all, "create_entities") {
+		t.Fatalf("warm the npx cache: %s lists %v, want create_entities among them", pkg, all)
+	}
+
+	s := e.start(t, b, e2eRun{profile: "strict", ws: b.ws, server: []string{"npx", "-y", pkg},
+		bin: bin, prefix: prefix, cmdEnv: env})
+	if got := s.InitializeResult().ServerInfo.Name; got != "memory-server" {
+		t.Errorf("server name = %q, want memory-server", got)
+	}
+	if got := s.tools(t); len(got) != 0 {
+		t.Errorf("tools/list under strict = %v, want none of %v", got, all)
+	}
+	s.wantDenied(t, "create_entities", map[string]any{"entities": []any{}}, proxy.RuleDefault)
+	s.close(t)
+}
+
+func copyFile(from, to string) error {
+	data, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(to, data, 0o755)
+}

@@ -1,0 +1,306 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vm-run/vm-run/audit"
+	"github.com/vm-run/vm-run/profiles"
+	"github.com/vm-run/vm-run/proxy"
+	"github.com/vm-run/vm-run/sandbox"
+)
+
+// recordedCall is one call of a test session: what the proxy decided and
+// how the call ended ("" for no outcome record).
+type recordedCall struct {
+	kind    proxy.Kind
+	name    string
+	args    map[string]any
+	verdict proxy.Action
+	rule    string
+	status  string
+}
+
+func (c recordedCall) info(ws string) proxy.CallInfo {
+	return proxy.CallInfo{Kind: c.kind, Name: c.name, Arguments: c.args, Workspace: ws}
+}
+
+func readCall(p string, verdict proxy.Action, status string) recordedCall {
+	return recordedCall{proxy.KindTool, "read_text_file", map[string]any{"path": p}, verdict, "strict-read", status}
+}
+
+// hermeticHome points HOME at an empty directory, so that no profile of the
+// user running the tests shadows the built-in strict.
+func hermeticHome(t *testing.T) string {
+	t.Helper()
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("XDG_CONFIG_HOME", "")
+	return home
+}
+
+// writeSession appends one session to the ledger at path, with the records
+// and fields vm-run run writes (session.go).
+func writeSession(t *testing.T, path, id, ws string, calls []recordedCall) {
+	t.Helper()
+	ctx := context.Background()
+	l, err := audit.Open(path, audit.Options{SessionID: id, Profile: "strict", ProfileHash: "sha256:feed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if _, err := l.Log(ctx, audit.SessionStart{Argv: []string{"server", "--stdio"}, Profile: "strict", ProfileHash: "sha256:feed", Workdir: ws}); err != nil {
+		t.Fatal(err)
+	}
+	method := map[proxy.Kind]string{proxy.KindTool: "tools/call", proxy.KindResource: "resources/read",
+		proxy.KindPrompt: "prompts/get", proxy.KindSampling: "sampling/createMessage"}
+	for i, c := range calls {
+		var args json.RawMessage
+		if c.args != nil {
+			args, _ = json.Marshal(c.args)
+		}
+		rec := recorder{ledger: l}
+		d := proxy.Decision{Kind: c.kind, Name: c.name, Verdict: c.verdict, RuleID: c.rule, Reason: "test",
+			Seq: uint64(i + 1), From: "client", Method: method[c.kind], RequestID: json.RawMessage(`7`), Arguments: args}
+		if err := rec.Record(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		if c.status != "" {
+			o := proxy.Outcome{Seq: d.Seq, Kind: c.kind, Name: c.name, Method: d.Method, Status: c.status}
+			if err := rec.Outcome(ctx, o); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := l.Log(ctx, audit.NewSessionEnd(0, "", 0)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPolicyGenerate records sessions with the audit package as vm-run run
+// does, generates a profile from one, and loads it as vm-run --profile
+// would: it must allow every call the session used and deny what it did
+// not do.
+func TestPolicyGenerate(t *testing.T) {
+	dir := t.TempDir()
+	ledger := filepath.Join(dir, "ledger.jsonl")
+	ws := filepath.Join(dir, "ws")
+	home := hermeticHome(t)
+	vars := profiles.Vars{Workspace: ws, Home: home, TmpDir: sandbox.TmpDir}
+
+	session := []recordedCall{
+		readCall("docs/a.md", proxy.Allow, proxy.OutcomeOK),
+		readCall(ws+"/docs/b.md", proxy.Allow, proxy.OutcomeOK),
+		readCall("notes.txt", proxy.Allow, proxy.OutcomeOK),
+		readCall("docs/missing.md", proxy.Allow, proxy.OutcomeToolError),
+		{proxy.KindTool, "write_file", map[string]any{"path": "out/report.md", "content": "x"}, proxy.Allow, "allow-out", proxy.OutcomeOK},
+		{proxy.KindTool, "write_file", map[string]any{"path": "src/main.go", "content": "x"}, proxy.Deny, proxy.RuleDefault, ""},
+		{proxy.KindTool, "echo", map[string]any{"message": "hi", "api_key": "sk-secret"}, proxy.Allow, "allow-echo", proxy.OutcomeOK},
+		{proxy.KindTool, "fetch_url", map[string]any{"file": "cache/page", "url": "https://example.org/"}, proxy.Allow, "allow-fetch", proxy.OutcomeOK},
+		{proxy.KindResource, "file:///notes/today", nil, proxy.Allow, proxy.RuleDefault, proxy.OutcomeOK},
+		{proxy.KindPrompt, "review", nil, proxy.Allow, proxy.RuleDefault, proxy.OutcomeOK},
+		{proxy.KindTool, "read_text_file", map[string]any{"path": "../etc/passwd"}, proxy.Deny, proxy.RulePaths, ""},
+		// Names from the ledger must not become YAML of their own, in the
+		// profile or in a comment.
+		{proxy.KindTool, "odd\n- id: injected", nil, proxy.Allow, "allow-odd", proxy.OutcomeOK},
+		{proxy.KindTool, "odder\ntools: ~", nil, proxy.Deny, proxy.RuleDefault, ""},
+	}
+	writeSession(t, ledger, "aaaa000000000001", ws, []recordedCall{readCall("old/x", proxy.Allow, proxy.OutcomeOK)})
+	writeSession(t, ledger, "bbbb000000000002", ws, session)
+	writeSession(t, ledger, "cccc000000000003", ws, nil) // --no-proxy: no decisions
+
+	// A base given as a path, with a class of its own.
+	base := filepath.Join(dir, "base.yaml")
+	if err := os.WriteFile(base, []byte("extends: strict\ntools:\n  classes:\n    fetch: {tools: [fetch_url], path_args: [file]}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name  string
+		args  []string
+		allow []proxy.CallInfo // besides the session's used calls
+		deny  []proxy.CallInfo // besides the session's denied calls
+		want  []string         // in the file
+	}{
+		{
+			name: "latest session, base by path",
+			args: []string{"--profile", base},
+			allow: []proxy.CallInfo{
+				readCall("docs/c.md", "", "").info(ws),       // the generalised docs/*
+				readCall("docs/missing.md", "", "").info(ws), // failed, but under docs/*
+			},
+			deny: []proxy.CallInfo{
+				readCall("src/main.go", "", "").info(ws), // outside the globs
+				readCall("docs", "", "").info(ws),        // the directory itself
+				readCall("old/x", "", "").info(ws),       // another session's call
+				{Kind: proxy.KindTool, Name: "write_file", Arguments: map[string]any{"path": "out/other.md"}, Workspace: ws},
+				{Kind: proxy.KindTool, Name: "delete_everything", Workspace: ws},
+				{Kind: proxy.KindTool, Name: "fetch_url", Arguments: map[string]any{"file": "cache/other"}, Workspace: ws},
+				{Kind: proxy.KindResource, Name: "file:///notes/yesterday", Workspace: ws},
+				{Kind: proxy.KindPrompt, Name: "deploy", Workspace: ws},
+				{Kind: proxy.KindSampling, Name: "sampling/createMessage", Workspace: ws},
+			},
+			want: []string{"REVIEW BEFORE USE", "session:   bbbb000000000002", "extends: " + base,
+				"fetch_url(cache/page)", "the whole tool policy in force",
+				"read(docs/*)", "read(./notes.txt)", "write(out/report.md)", "- echo",
+				"resource(file:///notes/today)", "prompt(review)",
+				"#   - write(src/main.go)", `denied by "vm-run:default"`, "tool_error",
+				"the proxy refuses it before any rule"},
+		},
+		{
+			name: "session by prefix, strict base",
+			args: []string{"--session", "aaaa"},
+			deny: []proxy.CallInfo{
+				{Kind: proxy.KindTool, Name: "write_file", Arguments: map[string]any{"path": "old/x"}, Workspace: ws},
+				readCall("docs/a.md", "", "").info(ws),                                 // strict's read rule is not inherited
+				{Kind: proxy.KindResource, Name: "file:///notes/today", Workspace: ws}, // nor its defaults
+			},
+			want: []string{"session:   aaaa000000000001", "extends: strict", "read(old/x)", "the one of strict does not apply"},
+		},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := filepath.Join(dir, "gen"+string(rune('0'+i))+".yaml")
+			var stdout, stderr bytes.Buffer
+			args := append([]string{"policy", "generate", "--ledger", ledger, "-o", out}, tt.args...)
+			if code := run(args, &stdout, &stderr); code != 0 {
+				t.Fatalf("vm-run %q = %d, want 0; stderr:\n%s", args, code, stderr.String())
+			}
+			data, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, l := range strings.Split(string(data), "\n") {
+				if l := strings.TrimLeft(l, " #"); strings.HasPrefix(l, "tools: ~") || strings.HasPrefix(l, "- id: injected") {
+					t.Errorf("a name from the ledger made a line of its own: %q", l)
+				}
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(string(data), w) {
+					t.Errorf("generated profile lacks %q:\n%s", w, data)
+				}
+			}
+			p, err := profiles.Load(out, vars)
+			if err != nil {
+				t.Fatalf("profiles.Load(%q): %v\n%s", out, err, data)
+			}
+			sess := session
+			if strings.Contains(strings.Join(tt.args, " "), "aaaa") {
+				sess = []recordedCall{readCall("old/x", proxy.Allow, proxy.OutcomeOK)}
+			}
+			for _, c := range sess {
+				d := p.Tools.Decide(c.info(ws))
+				switch {
+				case c.verdict == proxy.Allow && c.status == proxy.OutcomeOK && !d.Allowed():
+					t.Errorf("Decide(used %s %q %v) = deny (%s), want allow", c.kind, c.name, c.args, d.Reason)
+				case c.verdict == proxy.Deny && d.Allowed():
+					t.Errorf("Decide(denied %s %q %v) = allow (%s), want deny", c.kind, c.name, c.args, d.Reason)
+				}
+			}
+			for _, c := range tt.allow {
+				if d := p.Tools.Decide(c); !d.Allowed() {
+					t.Errorf("Decide(%s %q %v) = deny (%s), want allow", c.Kind, c.Name, c.Arguments, d.Reason)
+				}
+			}
+			for _, c := range tt.deny {
+				if d := p.Tools.Decide(c); d.Allowed() {
+					t.Errorf("Decide(%s %q %v) = allow (%s), want deny", c.Kind, c.Name, c.Arguments, d.Reason)
+				}
+			}
+		})
+	}
+}
+
+// TestPolicyGenerateErrors checks what the command refuses, and that it
+// says what to do.
+func TestPolicyGenerateErrors(t *testing.T) {
+	hermeticHome(t)
+	dir := t.TempDir()
+	ledger := filepath.Join(dir, "ledger.jsonl")
+	ws := filepath.Join(dir, "ws")
+	writeSession(t, ledger, "dddd000000000001", ws, nil)
+	empty := filepath.Join(dir, "empty.jsonl")
+	writeSession(t, empty, "eeee000000000001", ws, nil)
+	writeSession(t, ledger, "dddd000000000002", ws, []recordedCall{readCall("a", proxy.Allow, proxy.OutcomeOK)})
+	exists := filepath.Join(dir, "exists.yaml")
+	if err := os.WriteFile(exists, []byte("keep me\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no decisions", []string{"--ledger", empty}, "records no decisions"},
+		{"unknown session", []string{"--ledger", ledger, "--session", "ffff"}, `has no session "ffff"`},
+		{"ambiguous session", []string{"--ledger", ledger, "--session", "dddd"}, "is ambiguous"},
+		{"session without decisions", []string{"--ledger", ledger, "--session", "dddd000000000001"}, "made no decisions"},
+		{"output exists", []string{"--ledger", ledger, "-o", exists}, "pass --force"},
+		{"no ledger", []string{"--ledger", filepath.Join(dir, "none.jsonl")}, "open ledger"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			args := append([]string{"policy", "generate"}, tt.args...)
+			if code := run(args, &stdout, &stderr); code != sandbox.ExitSetup {
+				t.Errorf("vm-run %q = %d, want %d", args, code, sandbox.ExitSetup)
+			}
+			if !strings.Contains(stderr.String(), tt.want) {
+				t.Errorf("vm-run %q stderr = %q, want %q", args, stderr.String(), tt.want)
+			}
+			if stdout.Len() != 0 {
+				t.Errorf("vm-run %q wrote %q to stdout", args, stdout.String())
+			}
+		})
+	}
+	if data, _ := os.ReadFile(exists); string(data) != "keep me\n" {
+		t.Errorf("existing output changed to %q", data)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"policy", "generate", "--ledger", ledger, "-o", exists, "--force"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("--force: exit %d: %s", code, stderr.String())
+	}
+	if data, _ := os.ReadFile(exists); !strings.Contains(string(data), "read(./a)") {
+		t.Errorf("--force did not replace the output:\n%s", data)
+	}
+}
+
+// TestPolicyGenerateInForce checks that the header warns when the loaded
+// profile holds more than the generated rules, as it would if a profile
+// inherited its base's rules and defaults.
+func TestPolicyGenerateInForce(t *testing.T) {
+	call := proxy.CallInfo{Kind: proxy.KindTool, Name: "write_file", Arguments: map[string]any{"path": "src/a"}, Workspace: "/ws"}
+	g, err := proxy.Generate([]proxy.Use{{Call: call, Verdict: proxy.Allow, Status: proxy.OutcomeOK}}, proxy.GenerateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := &proxy.Policy{Rules: []proxy.Rule{{ID: "block-src", Deny: []proxy.Matcher{{Spec: "write(src/*)"}}}}}
+	loaded := proxy.Merge(proxy.Merge(proxy.Strict(), block), g.Policy)
+	loaded.DefaultAction = proxy.Deny
+	if err := loaded.Compile(); err != nil {
+		t.Fatal(err)
+	}
+	extra := beyond(loaded, g)
+	if len(extra.rules) != 2 || len(extra.denied) != 1 || strings.Join(extra.defaults, ",") != "resource,prompt" {
+		t.Errorf("beyond = rules %v, defaults %v, denied %v; want strict-read and block-src, resource and prompt, the write", extra.rules, extra.defaults, extra.denied)
+	}
+	s := &recordedSession{id: "0123", profile: "strict", workdir: "/ws"}
+	data, err := renderProfile(s, "strict", "strict", g, extra)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"WARNING", "inherited rule strict-read: allow read", "inherited rule block-src: deny write(src/*)",
+		"allowed by default: resource, prompt", `an inherited rule denies: write_file {"path":"src/a"}`} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("header lacks %q:\n%s", want, data)
+		}
+	}
+	if extra := beyond(g.Policy, g); !extra.empty() {
+		t.Errorf("beyond(the generated policy itself) = %+v, want nothing", extra)
+	}
+}

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/vm-run/vm-run/audit"
+	"github.com/vm-run/vm-run/proxy"
+)
+
+// This file reads one recorded session from the ledger for vm-run policy
+// generate: its session_start, its decision records (the fields session.go
+// writes) and the outcome records that say how allowed calls ended.
+
+// recordedSession is what the ledger holds of one session.
+type recordedSession struct {
+	ledger        string
+	id            string
+	profile, hash string
+	argv          []string
+	workdir       string
+	first, last   time.Time
+	uses          []proxy.Use
+	used          int // uses that count as used
+	skippedLines  int
+	decisions     int
+}
+
+// decisionData are the fields of a decision record that generation reads
+// (see session.go, decisionRecord).
+type decisionData struct {
+	Method  string          `json:"method"`
+	Tool    string          `json:"tool"`
+	Verdict string          `json:"verdict"`
+	Rule    string          `json:"rule"`
+	Reason  string          `json:"reason"`
+	Args    json.RawMessage `json:"args"`
+	Kind    string          `json:"kind"`
+	Seq     *uint64         `json:"seq"`
+}
+
+// kindOfMethod is the kind of a decision written before decisions carried
+// one.
+var kindOfMethod = map[string]proxy.Kind{
+	"tools/call":             proxy.KindTool,
+	"resources/read":         proxy.KindResource,
+	"resources/subscribe":    proxy.KindResource,
+	"prompts/get":            proxy.KindPrompt,
+	"sampling/createMessage": proxy.KindSampling,
+	"elicitation/create":     proxy.KindElicitation,
+}
+
+// readSession reads the ledger twice: once to find the session (the one
+// whose id starts with prefix, or the one that made the last decision),
+// then to collect its records, so that memory holds one session, not the
+// whole ledger.
+func readSession(path, prefix string) (*recordedSession, error) {
+	var ids []string
+	err := scanLedger(path, func(r audit.Record) {
+		if prefix == "" {
+			if r.Event == audit.EventDecision {
+				ids = []string{r.Session}
+			}
+		} else if strings.HasPrefix(r.Session, prefix) && !slices.Contains(ids, r.Session) {
+			ids = append(ids, r.Session)
+		}
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case len(ids) == 0 && prefix == "":
+		return nil, &hintError{err: fmt.Errorf("ledger %q records no decisions", path),
+			hint: "record a session first: run the server under vm-run (not --no-proxy) and use it, then generate"}
+	case len(ids) == 0:
+		return nil, &hintError{err: fmt.Errorf("ledger %q has no session %q", path, prefix),
+			hint: fmt.Sprintf("list the sessions with: vm-run audit stats --ledger %s", path)}
+	case len(ids) > 1:
+		return nil, fmt.Errorf("session %q is ambiguous in ledger %q: %s", prefix, path, strings.Join(ids[:min(len(ids), 5)], ", "))
+	}
+	s := &recordedSession{ledger: path, id: ids[0]}
+	var decisions []decisionData
+	status := map[uint64]string{}
+	var skipped skippedLines
+	err = scanLedger(path, func(r audit.Record) {
+		if r.Session != s.id {
+			return
+		}
+		if s.first.IsZero() {
+			s.first = r.Time
+		}
+		s.last = r.Time
+		if s.profile == "" {
+			s.profile, s.hash = r.Profile, r.ProfileHash
+		}
+		switch r.Event {
+		case audit.EventSessionStart:
+			var st audit.SessionStart
+			if json.Unmarshal(r.Data, &st) == nil {
+				s.argv, s.workdir = st.Argv, st.Workdir
+			}
+		case audit.EventDecision:
+			var d decisionData
+			if json.Unmarshal(r.Data, &d) == nil {
+				decisions = append(decisions, d)
+			}
+		case "outcome":
+			var o proxy.Outcome
+			if json.Unmarshal(r.Data, &o) == nil {
+				status[o.Seq] = o.Status
+			}
+		}
+	}, &skipped)
+	if err != nil {
+		return nil, err
+	}
+	skipped.report(path)
+	s.skippedLines = skipped.n
+	s.decisions = len(decisions)
+	if len(decisions) == 0 {
+		return nil, fmt.Errorf("session %s in ledger %q made no decisions (was it run with --no-proxy?)", s.id, path)
+	}
+	for _, d := range decisions {
+		u := s.use(d, status)
+		if u.Used() {
+			s.used++
+		}
+		s.uses = append(s.uses, u)
+	}
+	return s, nil
+}
+
+// use turns a decision record into a proxy.Use.
+func (s *recordedSession) use(d decisionData, status map[uint64]string) proxy.Use {
+	kind := proxy.Kind(d.Kind)
+	if kind == "" {
+		kind = kindOfMethod[d.Method]
+	}
+	var args map[string]any
+	_ = json.Unmarshal(d.Args, &args) // not an object: no arguments
+	u := proxy.Use{
+		Call:    proxy.CallInfo{Kind: kind, Name: d.Tool, Arguments: args, Workspace: s.workdir},
+		Verdict: proxy.Deny,
+		Rule:    d.Rule,
+		Reason:  d.Reason,
+	}
+	if d.Verdict == audit.VerdictAllow {
+		u.Verdict = proxy.Allow
+	}
+	if d.Seq != nil {
+		u.Status = status[*d.Seq]
+	}
+	return u
+}
+
+// scanLedger calls fn for every record of the ledger at path, in order.
+// Lines that are not records are counted in skipped, if given.
+func scanLedger(path string, fn func(audit.Record), skipped *skippedLines) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open ledger: %w", err)
+	}
+	defer f.Close()
+	return audit.ReadRecords(f, func(n int, _ []byte, r audit.Record, err error) error {
+		if err != nil {
+			if skipped != nil {
+				skipped.add(n, err)
+			}
+			return nil
+		}
+		fn(r)
+		return nil
+	})
+}
+
+// hintError is an error with advice for the user (see report).
+type hintError struct {
+	err  error
+	hint string
+}
+
+func (e *hintError) Error() string { return e.err.Error() }
+func (e *hintError) Unwrap() error { return e.err }
+func (e *hintError) Hint() string  { return e.hint }
