@@ -321,7 +321,6 @@ func userClasses(p *proxy.Policy) []string {
 	return out
 }
 
-
 // matcherWord is the WORD of a matcher written WORD or WORD(ARGUMENT), as
 // proxy parses it.
 func matcherWord(spec string) string {

@@ -45,8 +45,8 @@ type Spec struct {
 	Seccomp  seccomp.Config `json:"seccomp"`
 	// SeccompBPF is Seccomp compiled by the parent (seccomp.Program), which
 	// the init stage loads as it is.
-	SeccompBPF []byte `json:"seccomp_bpf"`
-	Rlimits  []Rlimit       `json:"rlimits,omitempty"`
+	SeccompBPF []byte   `json:"seccomp_bpf"`
+	Rlimits    []Rlimit `json:"rlimits,omitempty"`
 
 	// HostNetNS identifies the parent's network namespace (its inode);
 	// the init stage refuses to go on if it finds itself still there.
