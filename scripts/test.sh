@@ -8,6 +8,7 @@ root=$PWD
 export CGO_ENABLED=1
 export VMRUN_BIN=$root/bin/vm-run
 export VMRUN_MCP=$root/.cache/mcp/node_modules
+export VMRUN_MCP_SERVERS=$root/.cache/mcp
 tags=osusergo,netgo
 
 echo "== go vet" >&2
@@ -32,6 +33,20 @@ for pkg in "${kernel_pkgs[@]}"; do
 	[ -d "$pkg" ] || continue
 	go test -tags "$tags" -c -o "$work/$(echo "$pkg" | tr / _).test" "./$pkg"
 done
+# Test binaries read their testdata relative to the package directory, and
+# the end-to-end tests read the MCP servers: when uid 65534 cannot reach the
+# checkout (a clone under /root, say), run from a copy it can.
+src=$root
+if ! setpriv --reuid 65534 --regid 65534 --clear-groups test -r "$root/go.mod"; then
+	echo "== uid 65534 cannot read $root: copying the tree to $work/src" >&2
+	mkdir -p "$work/src"
+	git ls-files -z | xargs -0 cp --parents -t "$work/src"
+	mkdir -p "$work/src/.cache"
+	cp -a .cache/mcp "$work/src/.cache/mcp"
+	src=$work/src
+	VMRUN_MCP=$src/.cache/mcp/node_modules
+	VMRUN_MCP_SERVERS=$src/.cache/mcp
+fi
 chown -R 65534:65534 "$work/home"
 chmod -R a+rX "$work"
 fail=0
@@ -39,9 +54,8 @@ for pkg in "${kernel_pkgs[@]}"; do
 	t="$work/$(echo "$pkg" | tr / _).test"
 	[ -f "$t" ] || continue
 	echo "== $pkg as uid 65534" >&2
-	# Test binaries read their testdata relative to the package directory.
-	if ! (cd "$pkg" && env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$work/home" TMPDIR=/tmp \
-		VMRUN_BIN="$work/bin/vm-run" VMRUN_MCP="$VMRUN_MCP" VMRUN_UNPRIVILEGED=1 \
+	if ! (cd "$src/$pkg" && env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$work/home" TMPDIR=/tmp \
+		VMRUN_BIN="$work/bin/vm-run" VMRUN_MCP="$VMRUN_MCP" VMRUN_MCP_SERVERS="$VMRUN_MCP_SERVERS" VMRUN_UNPRIVILEGED=1 \
 		setpriv --reuid 65534 --regid 65534 --clear-groups "$t" -test.count=1 -test.timeout=10m); then
 		fail=1
 	fi
