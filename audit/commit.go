@@ -44,9 +44,9 @@ type writerState struct {
 // as soon as there is one, so a lone Append is never held back; whatever
 // arrives meanwhile forms the next batch. A second goroutine, syncLoop,
 // syncs and answers written batches, so that the next batch is built and
-// written while the previous one is being synced: a sync covers every byte
-// written before it started, so each batch is acknowledged only after a
-// sync that began after its write.
+// written while the previous one is being synced. A sync covers every byte
+// written before it started, and each batch is answered only after a sync
+// that began after its write.
 func (l *Ledger) run() {
 	defer close(l.done)
 	syncerDone := make(chan struct{})

@@ -12,9 +12,10 @@
 //	}
 //
 // [Ledger.Append] returns only after the record's line is written and
-// fdatasync'ed. Appends that arrive while a write is in progress are
-// committed together, with one write and one fdatasync (group commit); a
-// lone append is never held back by a timer. [Verify] checks a whole ledger;
+// fdatasync'ed. Appends that arrive while the handle is busy are committed
+// together, with one write and one fdatasync (group commit), and the next
+// batch is written while the previous one syncs; a lone append is never
+// held back by a timer. [Verify] checks a whole ledger;
 // [ResolvePath] finds it; [Redact] says what is kept of event fields.
 //
 // # Line format (version 1)
@@ -95,9 +96,11 @@
 // # Many writers
 //
 // Several processes may append to one ledger. A writer holds an open file
-// description lock (fcntl F_OFD_SETLKW) on the whole file for each batch;
-// under it, if the file's size is not where its own last write ended, it
-// re-reads the tail to learn the last seq and hash. The file is opened with
+// description lock (fcntl F_OFD_SETLKW) on the whole file while it writes
+// and syncs, releasing it whenever it has nothing left to sync and at least
+// every 16 batches; after taking it, if the file's size is not where its
+// own last write ended, it re-reads the tail to learn the last seq and
+// hash. The file is opened with
 // O_APPEND, created with mode 0600 (and missing parent directories with
 // 0700), and never truncated, rewritten or rotated by vm-run. A handle
 // whose file was renamed or replaced fails with [ErrReplaced].

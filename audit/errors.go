@@ -52,6 +52,9 @@ func (e *WriteError) Unwrap() error { return e.Err }
 // Is makes every WriteError match ErrDead.
 func (e *WriteError) Is(target error) bool { return target == ErrDead }
 
+// Hint returns advice for the user; see [Hint].
+func (e *WriteError) Hint() string { return Hint(e) }
+
 // CorruptError says where the damage is that stops appends; it matches
 // ErrCorrupt.
 type CorruptError struct {
@@ -66,6 +69,9 @@ func (e *CorruptError) Error() string {
 
 // Is makes every CorruptError match ErrCorrupt.
 func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt }
+
+// Hint returns advice for the user; see [Hint].
+func (e *CorruptError) Hint() string { return Hint(e) }
 
 // Hint returns advice for the user about a ledger error, or "" when there
 // is none. The CLI prints it as "vm-run: hint: ...".

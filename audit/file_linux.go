@@ -153,11 +153,11 @@ func (o *osFile) ReadAt(p []byte, off int64) (int, error) { return o.f.ReadAt(p,
 func (o *osFile) Write(p []byte) (int, error) { return o.f.Write(p) }
 
 // Datasync flushes the file's data and the metadata needed to read it back,
-// including its size (fdatasync(2)). It is never retried: after a failed
-// fsync the kernel may have dropped the dirty pages and cleared the error,
-// so a second call can succeed without the data being on disk (see
-// "Error handling" in Documentation/filesystems/vfs.rst and the 2018
-// "fsyncgate" discussion on linux-fsdevel).
+// including its size (fdatasync(2)). It is never retried: a writeback error
+// is reported once per open file (Documentation/core-api/errseq.rst) and
+// the pages that failed may already be dropped, so a second call can
+// succeed without the data being on disk (LWN 752063, "PostgreSQL's
+// fsync() surprise", 2018).
 func (o *osFile) Datasync() error {
 	if err := unix.Fdatasync(o.fd); err != nil {
 		return os.NewSyscallError("fdatasync", err)

@@ -47,8 +47,9 @@ type ledgerFile interface {
 }
 
 // Ledger is an open handle on a ledger file. It is safe for concurrent use:
-// one goroutine per handle writes, and appends that arrive while it is busy
-// are committed together with one write and one sync.
+// one goroutine per handle writes and another syncs, and appends that
+// arrive while they are busy are committed together, with one write and
+// one sync.
 type Ledger struct {
 	path     string
 	opts     Options // with defaults filled in

@@ -149,32 +149,34 @@ func LastLines(f io.ReaderAt, size int64, n int, keep func([]byte) bool) ([][]by
 
 // Stats aggregates records for `vm-run audit stats`.
 type Stats struct {
-	Records     int
-	First, Last time.Time
-	Events      map[string]int
-	Verdicts    map[string]int
-	Sessions    map[string]*SessionStats
-	Tools       map[string]*ToolStats
+	Records  int                      `json:"records"`
+	First    time.Time                `json:"first"`
+	Last     time.Time                `json:"last"`
+	Events   map[string]int           `json:"events"`
+	Verdicts map[string]int           `json:"verdicts"`
+	Sessions map[string]*SessionStats `json:"sessions"`
+	Tools    map[string]*ToolStats    `json:"tools"`
 }
 
 // SessionStats aggregates the records of one session.
 type SessionStats struct {
-	Session     string
-	Host        string
-	Profile     string
-	First, Last time.Time
-	Records     int
-	Decisions   int
-	Denied      int
+	Session   string    `json:"session"`
+	Host      string    `json:"host"`
+	Profile   string    `json:"profile"`
+	First     time.Time `json:"first"`
+	Last      time.Time `json:"last"`
+	Records   int       `json:"records"`
+	Decisions int       `json:"decisions"`
+	Denied    int       `json:"denied"`
 }
 
 // ToolStats aggregates the decisions about one tool.
 type ToolStats struct {
-	Tool      string
-	Decisions int
-	Allowed   int
-	Denied    int
-	DenyRules map[string]int // denials by rule
+	Tool      string         `json:"tool"`
+	Decisions int            `json:"decisions"`
+	Allowed   int            `json:"allowed"`
+	Denied    int            `json:"denied"`
+	DenyRules map[string]int `json:"deny_rules"` // denials by rule
 }
 
 // NewStats returns empty Stats.

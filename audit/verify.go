@@ -36,10 +36,10 @@ const (
 // VerifyError describes the first bad line of a ledger. Line numbers count
 // from 1.
 type VerifyError struct {
-	Line    int
-	Offset  int64
-	Problem Problem
-	Detail  string
+	Line    int     `json:"line"`
+	Offset  int64   `json:"offset"`
+	Problem Problem `json:"problem"`
+	Detail  string  `json:"detail"`
 }
 
 func (e *VerifyError) Error() string {
@@ -49,30 +49,30 @@ func (e *VerifyError) Error() string {
 // Warning is something verify found that is not tampering: a torn write,
 // recovered or not yet, or a final record without its newline.
 type Warning struct {
-	Line   int
-	Offset int64
-	Length int64
-	Msg    string
+	Line   int    `json:"line"`
+	Offset int64  `json:"offset"`
+	Length int64  `json:"length"`
+	Msg    string `json:"message"`
 }
 
 // Report summarises a verified ledger, or the part before the first bad
 // line.
 type Report struct {
-	Lines     int   // lines read, torn ones included
-	Records   int   // intact records
-	Bytes     int64 // bytes read
-	Recovered int   // torn segments covered by a ledger_recovered record
-	HeadSeq   uint64
-	HeadHash  string // hash of the last intact record; "" if none
-	Warnings  []Warning
+	Lines     int       `json:"lines"`     // lines read, torn ones included
+	Records   int       `json:"records"`   // intact records
+	Bytes     int64     `json:"bytes"`     // bytes read
+	Recovered int       `json:"recovered"` // torn segments covered by a ledger_recovered record
+	HeadSeq   uint64    `json:"head_seq"`
+	HeadHash  string    `json:"head_hash"` // hash of the last intact record; "" if none
+	Warnings  []Warning `json:"warnings"`
 }
 
 // Anchor is a record known from outside the ledger, such as the head that
 // an earlier verify printed. A hash chain alone cannot show that lines were
 // cut off its end; an anchor can.
 type Anchor struct {
-	Seq  uint64
-	Hash string
+	Seq  uint64 `json:"seq"`
+	Hash string `json:"hash"`
 }
 
 // VerifyOptions tune VerifyWith.

@@ -93,7 +93,7 @@ func TestVerifyCatchesFlips(t *testing.T) {
 }
 
 // TestVerifyCatchesLineEdits deletes, duplicates, swaps, moves and inserts
-// whole lines.
+// whole lines of a 1,000-event ledger.
 func TestVerifyCatchesLineEdits(t *testing.T) {
 	orig, lines, _ := ledger1000(t)
 	m := &memFile{}
@@ -106,7 +106,11 @@ func TestVerifyCatchesLineEdits(t *testing.T) {
 	other := splitLines(m.bytes())
 	join := func(ls ...[]byte) []byte { return bytes.Join(ls, nil) }
 	n := len(lines)
+	// Every line near either end, every tenth in between.
 	for k := 1; k <= n; k++ {
+		if k > 20 && k < n-20 && k%10 != 0 {
+			continue
+		}
 		i := k - 1
 		rest := slices.Clone(lines)
 		del := join(slices.Delete(slices.Clone(rest), i, i+1)...)
