@@ -3,7 +3,6 @@ package audit
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -169,35 +168,51 @@ func (m *keyMatcher) match(folded []byte) bool {
 }
 
 // mayRedact reports whether redactJSON could change data; when it says no,
-// Append skips the decoding and re-encoding. It errs towards yes: data with
-// escapes or non-ASCII bytes always goes the slow way, because JSON
-// unescaping and normalizeKey's Unicode lower-casing could make a key match
-// that the bytes do not show. Without escapes, a quote always ends a string,
-// so `":` always ends an object key: the key is what lies between that quote
-// and the one before it.
+// Append skips the decoding and re-encoding. It errs towards yes: an object
+// key with escapes or non-ASCII bytes always goes the slow way, because JSON
+// unescaping and normalizeKey's Unicode lower-casing could make it match
+// where its bytes do not. Escapes and non-ASCII bytes in values do not
+// matter (decisions quote names in their reasons): data is valid JSON, so a
+// string is a key exactly when a colon follows it.
 func mayRedact(data []byte, m *keyMatcher, limit int) bool {
 	// A decoded string is at least two bytes (its quotes) shorter than
-	// the JSON that holds it.
-	if limit >= 0 && len(data) > limit+2 {
-		return true
-	}
-	if bytes.IndexByte(data, '\\') >= 0 || !isASCII(data) {
+	// the JSON that holds it, unless it holds invalid UTF-8, which
+	// decodes to three bytes (U+FFFD) a byte.
+	if limit >= 0 && (len(data) > limit+2 || !utf8.Valid(data)) {
 		return true
 	}
 	if len(m.norm) == 0 {
 		return false
 	}
 	var buf [256]byte
-	for rest := data; ; {
-		i := bytes.Index(rest, []byte(`":`))
-		if i < 0 {
-			return false
+	for i := 0; i < len(data); i++ {
+		if data[i] != '"' {
+			continue
 		}
-		key := rest[:i]
-		if j := bytes.LastIndexByte(key, '"'); j >= 0 {
-			key = key[j+1:]
+		// A string: find its closing quote, noting escapes and
+		// non-ASCII bytes.
+		start, plain := i+1, true
+		for i++; i < len(data) && data[i] != '"'; i++ {
+			switch c := data[i]; {
+			case c == '\\':
+				plain = false
+				i++
+			case c >= utf8.RuneSelf:
+				plain = false
+			}
 		}
-		if len(key) > len(buf) {
+		if i >= len(data) {
+			return true // not valid JSON: let the slow path say so
+		}
+		key := data[start:i]
+		j := i + 1
+		for j < len(data) && (data[j] == ' ' || data[j] == '\t' || data[j] == '\n' || data[j] == '\r') {
+			j++
+		}
+		if j >= len(data) || data[j] != ':' {
+			continue // a value
+		}
+		if !plain || len(key) > len(buf) {
 			return true
 		}
 		folded := buf[:0]
@@ -213,23 +228,8 @@ func mayRedact(data []byte, m *keyMatcher, limit int) bool {
 		if m.match(folded) {
 			return true
 		}
-		rest = rest[i+2:]
 	}
-}
-
-func isASCII(b []byte) bool {
-	for len(b) >= 8 {
-		if binary.LittleEndian.Uint64(b)&0x8080808080808080 != 0 {
-			return false
-		}
-		b = b[8:]
-	}
-	for _, c := range b {
-		if c >= utf8.RuneSelf {
-			return false
-		}
-	}
-	return true
+	return false
 }
 
 // redactJSON applies Redact to an encoded JSON value and re-encodes it

@@ -16,8 +16,10 @@ type Recorder interface {
 	Record(ctx context.Context, d Decision) error
 	// Outcome records how an allowed call ended. The proxy calls it before
 	// the result reaches the requester; if it fails, the requester gets an
-	// error instead of the result (the call happened, but nothing leaves the
-	// proxy that the ledger does not know of).
+	// error instead of the result. An implementation may return before the
+	// record is durable (vm-run queues it for the ledger's next group
+	// commit: the call has already happened at the server, and only the
+	// decision must precede it).
 	Outcome(ctx context.Context, o Outcome) error
 }
 

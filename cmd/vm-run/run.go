@@ -80,15 +80,16 @@ func (r *runCmd) Run(stdout io.Writer) error {
 	if r.NoProxy {
 		st, err = sandbox.Run(l.spec, sandbox.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}, nil)
 	} else {
+		ledgerFailed := func(err error) {
+			fmt.Fprintf(os.Stderr, "vm-run: error: ledger: %v; every call is denied from now on\n", err)
+		}
 		st, err = serve(l.spec, proxy.Config{
-			Policy:    l.profile.Tools,
-			Workspace: l.workspace,
-			Recorder:  recorder{ledger: sess.ledger},
-			Redact:    l.profile.Audit.Redact,
-			Log:       prefixed(os.Stderr, "vm-run: proxy: "),
-			OnRecorderError: func(err error) {
-				fmt.Fprintf(os.Stderr, "vm-run: error: ledger: %v; every call is denied from now on\n", err)
-			},
+			Policy:          l.profile.Tools,
+			Workspace:       l.workspace,
+			Recorder:        recorder{ledger: sess.ledger, pending: &sess.outcomes, failed: ledgerFailed},
+			Redact:          l.profile.Audit.Redact,
+			Log:             prefixed(os.Stderr, "vm-run: proxy: "),
+			OnRecorderError: ledgerFailed,
 		})
 	}
 	if eerr := sess.end(st, err); eerr != nil {
