@@ -12,6 +12,9 @@ type request struct {
 	event string
 	data  []byte
 	done  chan result // buffered: the writer never blocks on a caller
+	// queued requests are answered once written, without a sync of their
+	// own: the next sync makes them durable (see AppendQueued).
+	queued bool
 }
 
 type result struct {
@@ -145,6 +148,16 @@ func (l *Ledger) unlock(st *writerState) {
 func (l *Ledger) syncLoop(done chan<- struct{}) {
 	defer close(done)
 	var jobs []job
+	// unsynced says that queued records were written after the last sync.
+	unsynced := false
+	defer func() {
+		// Close makes queued records durable too.
+		if unsynced && l.Err() == nil {
+			if serr := l.f.Datasync(); serr != nil {
+				l.kill(&WriteError{Path: l.path, Op: "fdatasync", Err: serr})
+			}
+		}
+	}()
 	for j := range l.toSync {
 		jobs = append(jobs[:0], j)
 	more:
@@ -159,9 +172,20 @@ func (l *Ledger) syncLoop(done chan<- struct{}) {
 				break more
 			}
 		}
-		// A handle that died, here or in the writer, starts no sync.
+		// A handle that died, here or in the writer, starts no sync; nor
+		// do batches of queued records alone. A sync covers every byte
+		// written before it, queued records included.
+		needSync := false
+		for _, j := range jobs {
+			for _, r := range j.batch {
+				needSync = needSync || !r.queued
+			}
+		}
 		err := l.Err()
-		if err == nil {
+		if !needSync {
+			unsynced = true
+		} else if err == nil {
+			unsynced = false
 			if serr := l.f.Datasync(); serr != nil {
 				werr := &WriteError{Path: l.path, Op: "fdatasync", Err: serr}
 				l.kill(werr)

@@ -183,6 +183,20 @@ func (l *Ledger) kill(err error) {
 // handle: that Append and every later one fail with an error matching
 // ErrDead. If ctx ends first, Append returns its error.
 func (l *Ledger) Append(ctx context.Context, typ string, fields any) (Record, error) {
+	return l.append(ctx, typ, fields, false)
+}
+
+// AppendQueued appends like Append but returns once the line is written,
+// before it is on disk: it becomes durable with the next sync, which the
+// next Append (or Close) starts, so it never costs a sync of its own. For
+// records that follow what they record, such as the outcome of a call whose
+// decision was appended with Append; a crash may lose the last of them,
+// and verify then reports a torn write, never a broken chain.
+func (l *Ledger) AppendQueued(ctx context.Context, typ string, fields any) (Record, error) {
+	return l.append(ctx, typ, fields, true)
+}
+
+func (l *Ledger) append(ctx context.Context, typ string, fields any, queued bool) (Record, error) {
 	if err := ctx.Err(); err != nil {
 		return Record{}, fmt.Errorf("append %s to ledger %q: %w", typ, l.path, err)
 	}
@@ -199,7 +213,7 @@ func (l *Ledger) Append(ctx context.Context, typ string, fields any) (Record, er
 	if err := l.Err(); err != nil {
 		return Record{}, err
 	}
-	req := &request{event: typ, data: data, done: make(chan result, 1)}
+	req := &request{event: typ, data: data, done: make(chan result, 1), queued: queued}
 	l.mu.RLock()
 	if l.closed {
 		l.mu.RUnlock()

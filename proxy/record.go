@@ -17,9 +17,9 @@ type Recorder interface {
 	// Outcome records how an allowed call ended. The proxy calls it before
 	// the result reaches the requester; if it fails, the requester gets an
 	// error instead of the result. An implementation may return before the
-	// record is durable (vm-run queues it for the ledger's next group
-	// commit: the call has already happened at the server, and only the
-	// decision must precede it).
+	// record is durable (vm-run's is written at once and synced with the
+	// next decision: the call has already happened at the server, and only
+	// the decision must precede it).
 	Outcome(ctx context.Context, o Outcome) error
 }
 

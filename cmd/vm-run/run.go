@@ -86,7 +86,7 @@ func (r *runCmd) Run(stdout io.Writer) error {
 		st, err = serve(l.spec, proxy.Config{
 			Policy:          l.profile.Tools,
 			Workspace:       l.workspace,
-			Recorder:        recorder{ledger: sess.ledger, pending: &sess.outcomes, failed: ledgerFailed},
+			Recorder:        recorder{ledger: sess.ledger},
 			Redact:          l.profile.Audit.Redact,
 			Log:             prefixed(os.Stderr, "vm-run: proxy: "),
 			OnRecorderError: ledgerFailed,

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -21,8 +20,6 @@ import (
 type session struct {
 	ledger *audit.Ledger
 	start  time.Time
-	// outcomes are outcome records still being appended.
-	outcomes sync.WaitGroup
 }
 
 // openSession opens the ledger and records session_start. The sandbox does
@@ -55,7 +52,6 @@ func openSession(l *launch, path string) (*session, error) {
 // ran but whose end cannot be recorded makes vm-run fail: the record is the
 // point of running under vm-run.
 func (s *session) end(st sandbox.Status, runErr error) error {
-	s.outcomes.Wait()
 	ev := audit.NewSessionEnd(st.ExitCode(), "", time.Since(s.start))
 	if st.Signal != 0 {
 		ev.Signal = unix.SignalName(unix.Signal(st.Signal))
@@ -137,14 +133,11 @@ func kernelFeatures() map[string]any {
 
 // recorder puts the proxy's decisions and outcomes in the ledger. Record
 // returns once the decision is on disk; the proxy forwards or denies only
-// then. Outcome does not wait: the answer has already happened at the
-// server, the record joins the ledger's next group commit, session_end
-// waits for it, and a failed append kills the ledger so that the next
-// decision is denied.
+// then. Outcome returns once the record is written, not synced: the call
+// has already happened at the server, and the next decision's sync (or
+// session_end's) makes the outcome durable without a sync of its own.
 type recorder struct {
-	ledger  *audit.Ledger
-	pending *sync.WaitGroup
-	failed  func(error)
+	ledger *audit.Ledger
 }
 
 func (r recorder) Record(ctx context.Context, d proxy.Decision) error {
@@ -184,17 +177,6 @@ type decisionRecord struct {
 }
 
 func (r recorder) Outcome(ctx context.Context, o proxy.Outcome) error {
-	if r.pending == nil {
-		// No one to wait for queued records: append in place.
-		_, err := r.ledger.Append(ctx, "outcome", o)
-		return err
-	}
-	r.pending.Add(1)
-	go func() {
-		defer r.pending.Done()
-		if _, err := r.ledger.Append(context.Background(), "outcome", o); err != nil && r.failed != nil {
-			r.failed(err)
-		}
-	}()
-	return nil
+	_, err := r.ledger.AppendQueued(ctx, "outcome", o)
+	return err
 }

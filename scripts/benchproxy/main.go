@@ -169,7 +169,7 @@ func printLatency(c *config, vs []*variant, disk *variant, floor []time.Duration
 	fmt.Println("(milliseconds; + is the difference from direct at the same percentile)")
 	fmt.Printf("disk floor: write+fdatasync of a %d-byte line beside the ledgers: p50 %s ms, p99 %s ms\n",
 		len(probeLine), ms(percentile(floor, 50)), ms(percentile(floor, 99)))
-	fmt.Println("(each allowed call waits for two durable records, its decision and its outcome)")
+	fmt.Println("(each allowed call waits for its durable decision record; its outcome is written at once and synced with the next record)")
 	added := percentile(disk.lat, 50) - percentile(direct.lat, 50)
 	fmt.Printf("target: added p50 <= %s ms with the durable ledger (%s): %s (%s ms)\n",
 		ms(targetAddedP50), disk.name, passMiss(added <= targetAddedP50), ms(added))
