@@ -121,6 +121,11 @@ func existing(paths []string) ([]string, error) {
 				Msg:  fmt.Sprintf("path %q: %v", path, unwrapPathError(err)),
 				Hint: "create it, or mark the entry optional with a trailing \"?\""}
 		}
+		// The rule names what the path resolves to: a symlink beneath a
+		// hidden directory is not there inside, its target is bound back.
+		if real, err := filepath.EvalSymlinks(path); err == nil {
+			path = real
+		}
 		if !slices.Contains(out, path) {
 			out = append(out, path)
 		}
@@ -163,7 +168,7 @@ func (s *Spec) hide(dirs []string) error {
 			if real == s.TmpDir {
 				continue // the private temp dir itself, not the host's
 			}
-			for _, h := range s.Hide {
+			for _, h := range s.hidden() {
 				if within(real, h) && !slices.ContainsFunc(s.Keep, func(k Keep) bool { return k.Path == real }) {
 					s.Keep = append(s.Keep, Keep{Path: real, Writable: s.writable(real)})
 				}
@@ -171,6 +176,15 @@ func (s *Spec) hide(dirs []string) error {
 		}
 	}
 	return nil
+}
+
+// hidden lists what the init stage covers with tmpfs: the hidden
+// directories and the private temp dir, hidden or not.
+func (s *Spec) hidden() []string {
+	if slices.Contains(s.Hide, s.TmpDir) {
+		return s.Hide
+	}
+	return append(slices.Clone(s.Hide), s.TmpDir)
 }
 
 // writable reports whether a write rule on a host path covers p. Write
@@ -206,6 +220,7 @@ func (s *Spec) protect(protected []string) error {
 		if p == "" {
 			continue
 		}
+		p = resolve(p)
 		for _, rule := range []struct {
 			kind  string
 			paths []string
@@ -214,7 +229,7 @@ func (s *Spec) protect(protected []string) error {
 				if dir == s.TmpDir || slices.Contains(s.Hide, dir) {
 					continue
 				}
-				if covers(dir, p) {
+				if covers(resolve(dir), p) {
 					return &SetupError{Code: ExitSetup, Op: "profile",
 						Msg:  fmt.Sprintf("the ledger %q would be reachable from the sandbox through the %s rule %q", p, rule.kind, dir),
 						Hint: "keep the ledger outside every path the profile grants (--ledger PATH)"}
@@ -223,6 +238,22 @@ func (s *Spec) protect(protected []string) error {
 		}
 	}
 	return nil
+}
+
+// resolve returns p with symlinks resolved as far as it exists: a ledger
+// that does not exist yet is judged by its nearest existing ancestor.
+func resolve(p string) string {
+	p = filepath.Clean(p)
+	var rest []string
+	for d := p; ; d = filepath.Dir(d) {
+		if real, err := filepath.EvalSymlinks(d); err == nil {
+			return filepath.Join(append([]string{real}, rest...)...)
+		}
+		if d == "/" || d == "." {
+			return p
+		}
+		rest = append([]string{filepath.Base(d)}, rest...)
+	}
 }
 
 // environ builds the command's environment: the profile's pass list and

@@ -58,6 +58,11 @@ func InitMain() {
 		}
 		fail(setupErr("sandbox", err, ""))
 	}
+	// Catch the forwarded signals before the command exists: one sent as
+	// soon as it starts must reach it, not end PID 1 by Go's default
+	// handling.
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, append([]os.Signal{unix.SIGCHLD}, forwarded...)...)
 	pid, err := startCommand(s)
 	if err != nil {
 		var se *SetupError
@@ -65,7 +70,7 @@ func InitMain() {
 		fail(se)
 	}
 	report.Encode(message{Started: pid})
-	st := reap(pid)
+	st := reap(pid, sigs)
 	report.Encode(message{Exit: &st})
 	// Returning from PID 1 makes the kernel kill every process left in the
 	// PID namespace, daemonized grandchildren included
@@ -170,6 +175,16 @@ func startCommand(s *Spec) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// A missing working directory would come back from ForkExec as ENOENT,
+	// indistinguishable from a missing program.
+	if st, err := os.Stat(s.Dir); err != nil || !st.IsDir() {
+		msg := fmt.Sprintf("working directory %q is not a directory", s.Dir)
+		if err != nil {
+			msg = fmt.Sprintf("working directory: %v", err)
+		}
+		return 0, &SetupError{Code: ExitSetup, Op: "workspace", Msg: msg,
+			Hint: "the workspace must exist and be reachable under the profile's rules"}
+	}
 	if err := seccomp.LoadProgram(s.SeccompBPF); err != nil {
 		return 0, setupErr("seccomp", err, "")
 	}
@@ -239,9 +254,7 @@ func execError(name string, err error) *SetupError {
 
 // reap forwards signals to the command and reaps every child until the
 // command itself exits. Orphans re-parented to PID 1 are reaped on the way.
-func reap(pid int) Status {
-	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, append([]os.Signal{unix.SIGCHLD}, forwarded...)...)
+func reap(pid int, sigs <-chan os.Signal) Status {
 	for {
 		for {
 			var ws unix.WaitStatus

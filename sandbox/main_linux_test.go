@@ -11,10 +11,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
-	"github.com/vm-run/vm-run/internal/testkit"
+	"github.com/vm-run/vm-run/landlock"
 	"github.com/vm-run/vm-run/profiles"
 	"github.com/vm-run/vm-run/sandbox"
 )
@@ -214,21 +215,34 @@ func loopbackEcho() error {
 // of Landlock. On the CI machine neither is missing, so nothing is skipped.
 func requireSandbox(t *testing.T) {
 	t.Helper()
+	why, err := sandboxMissing()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if why != "" {
+		t.Skip(why)
+	}
+}
+
+// sandboxMissing says what this kernel lacks for a sandbox, once per test
+// binary: each namespace check starts a process.
+var sandboxMissing = sync.OnceValues(func() (string, error) {
 	for _, ns := range sandbox.Namespaces {
 		if err := sandbox.CheckNamespace(ns); err != nil {
-			t.Skipf("needs a new user namespace with a %s namespace for uid %d: %v", ns.Name, os.Getuid(), err)
+			return fmt.Sprintf("needs a new user namespace with a %s namespace for uid %d: %v", ns.Name, os.Getuid(), err), nil
 		}
 	}
 	for _, name := range []string{"strict", "dev"} {
 		p, err := new(profiles.Loader).Load(name, profiles.Vars{Workspace: "/", Home: "/", TmpDir: sandbox.TmpDir})
 		if err != nil {
-			t.Fatalf("load profile %q: %v", name, err)
+			return "", fmt.Errorf("load profile %q: %w", name, err)
 		}
-		for _, f := range p.Landlock.Require {
-			testkit.RequireLandlockFeature(t, f)
+		if _, err := (landlock.Rules{Require: p.Landlock.Require}).Check(landlock.Detect()); err != nil {
+			return fmt.Sprintf("needs the Landlock features of profile %q: %v", name, err), nil
 		}
 	}
-}
+	return "", nil
+})
 
 // box is the host side of a sandbox: a workspace and a home in a fresh
 // directory under the host's /tmp (which every profile hides, so both are
@@ -321,9 +335,15 @@ func (b *box) options(argv ...string) sandbox.Options {
 // spec builds the spec of argv under the built-in profile name.
 func (b *box) spec(t *testing.T, name string, argv ...string) *sandbox.Spec {
 	t.Helper()
-	s, err := sandbox.Build(b.profile(t, name), b.options(argv...))
+	return b.build(t, b.profile(t, name), argv...)
+}
+
+// build builds the spec of argv under p.
+func (b *box) build(t *testing.T, p *profiles.Profile, argv ...string) *sandbox.Spec {
+	t.Helper()
+	s, err := sandbox.Build(p, b.options(argv...))
 	if err != nil {
-		t.Fatalf("Build(%q, %q): %v", name, argv, err)
+		t.Fatalf("Build(%q, %q): %v", p.Name, argv, err)
 	}
 	return s
 }
