@@ -167,6 +167,23 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%q is not a time (RFC 3339, 2006-01-02, or a duration such as 24h)", s)
 }
 
+// openFiltered resolves the filter and opens the ledger the flags name.
+func openFiltered(l ledgerFlags, ff filterFlags) (audit.Filter, *os.File, error) {
+	filter, err := ff.filter(time.Now())
+	if err != nil {
+		return audit.Filter{}, nil, err
+	}
+	path, err := l.path()
+	if err != nil {
+		return audit.Filter{}, nil, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return audit.Filter{}, nil, fmt.Errorf("open ledger: %w", err)
+	}
+	return filter, f, nil
+}
+
 type auditShowCmd struct {
 	ledgerFlags `embed:""`
 	filterFlags `embed:""`
@@ -174,17 +191,9 @@ type auditShowCmd struct {
 }
 
 func (c auditShowCmd) Run(stdout io.Writer) error {
-	filter, err := c.filter(time.Now())
+	filter, f, err := openFiltered(c.ledgerFlags, c.filterFlags)
 	if err != nil {
 		return err
-	}
-	path, err := c.path()
-	if err != nil {
-		return err
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("open ledger: %w", err)
 	}
 	defer f.Close()
 	out := newRecordPrinter(stdout, c.JSON)
@@ -197,7 +206,7 @@ func (c auditShowCmd) Run(stdout io.Writer) error {
 		}
 		return nil
 	})
-	skipped.report(path)
+	skipped.report(f.Name())
 	return err
 }
 
@@ -322,17 +331,9 @@ type auditTailCmd struct {
 }
 
 func (c auditTailCmd) Run(stdout io.Writer) error {
-	filter, err := c.filter(time.Now())
+	filter, f, err := openFiltered(c.ledgerFlags, c.filterFlags)
 	if err != nil {
 		return err
-	}
-	path, err := c.path()
-	if err != nil {
-		return err
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("open ledger: %w", err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
@@ -427,17 +428,9 @@ type auditStatsCmd struct {
 }
 
 func (c auditStatsCmd) Run(stdout io.Writer) error {
-	filter, err := c.filter(time.Now())
+	filter, f, err := openFiltered(c.ledgerFlags, c.filterFlags)
 	if err != nil {
 		return err
-	}
-	path, err := c.path()
-	if err != nil {
-		return err
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("open ledger: %w", err)
 	}
 	defer f.Close()
 	st := audit.NewStats()
@@ -450,7 +443,7 @@ func (c auditStatsCmd) Run(stdout io.Writer) error {
 		}
 		return nil
 	})
-	skipped.report(path)
+	skipped.report(f.Name())
 	if err != nil {
 		return err
 	}
@@ -465,7 +458,7 @@ func (c auditStatsCmd) Run(stdout io.Writer) error {
 		_, err = fmt.Fprintf(stdout, "%s\n", b)
 		return err
 	}
-	return printStats(stdout, path, st, c.Top)
+	return printStats(stdout, f.Name(), st, c.Top)
 }
 
 func printStats(w io.Writer, path string, st *audit.Stats, top int) error {
