@@ -33,8 +33,12 @@ func openSession(l *launch, path string) (*session, error) {
 	if err != nil {
 		return nil, ledgerError(err, path)
 	}
+	keys := l.profile.Audit.Redact
+	if keys == nil {
+		keys = audit.DefaultRedactKeys
+	}
 	_, err = led.Log(context.Background(), audit.SessionStart{
-		Argv:        l.spec.Args,
+		Argv:        audit.RedactArgv(l.spec.Args, keys),
 		Profile:     l.profile.Name,
 		ProfileHash: l.profile.Hash(),
 		Workdir:     l.workspace,
