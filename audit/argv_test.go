@@ -32,3 +32,12 @@ func TestRedactArgv(t *testing.T) {
 		}
 	}
 }
+
+// TestMayRedactTruncated: mayRedact never reads past the end of data, even
+// of data that is not JSON.
+func TestMayRedactTruncated(t *testing.T) {
+	m := newKeyMatcher(DefaultRedactKeys)
+	for _, data := range []string{`{"a\`, `{"a":"b\`, `"`, `{"token`, `\`} {
+		mayRedact([]byte(data), m, -1)
+	}
+}

@@ -185,39 +185,47 @@ func mayRedact(data []byte, m *keyMatcher, limit int) bool {
 		return false
 	}
 	var buf [256]byte
-	for i := 0; i < len(data); i++ {
-		if data[i] != '"' {
-			continue
+	for i := 0; i < len(data); {
+		// The next string: jump to its opening quote, then from escape
+		// to escape to its closing one.
+		q := bytes.IndexByte(data[i:], '"')
+		if q < 0 {
+			return false
 		}
-		// A string: find its closing quote, noting escapes and
-		// non-ASCII bytes.
-		start, plain := i+1, true
-		for i++; i < len(data) && data[i] != '"'; i++ {
-			switch c := data[i]; {
-			case c == '\\':
-				plain = false
-				i++
-			case c >= utf8.RuneSelf:
-				plain = false
+		start := i + q + 1
+		end, escaped := start, false
+		for {
+			if end >= len(data) {
+				return true // not valid JSON: let the slow path say so
 			}
+			k := bytes.IndexAny(data[end:], `"\`)
+			if k < 0 {
+				return true // not valid JSON: let the slow path say so
+			}
+			end += k
+			if data[end] == '"' {
+				break
+			}
+			escaped = true
+			end += 2
 		}
-		if i >= len(data) {
-			return true // not valid JSON: let the slow path say so
-		}
-		key := data[start:i]
-		j := i + 1
+		i = end + 1
+		j := i
 		for j < len(data) && (data[j] == ' ' || data[j] == '\t' || data[j] == '\n' || data[j] == '\r') {
 			j++
 		}
 		if j >= len(data) || data[j] != ':' {
 			continue // a value
 		}
-		if !plain || len(key) > len(buf) {
+		key := data[start:end]
+		if escaped || len(key) > len(buf) {
 			return true
 		}
 		folded := buf[:0]
 		for _, c := range key {
 			switch {
+			case c >= utf8.RuneSelf:
+				return true
 			case c == '_' || c == '-' || c == '.' || c == ' ':
 				continue
 			case c >= 'A' && c <= 'Z':
