@@ -80,7 +80,20 @@ func (s *session) errorf(format string, args ...any) error {
 
 // notify sends a notification; params is a JSON object or "".
 func (s *session) notify(method, params string) error {
-	s.req = append(s.req[:0], `{"jsonrpc":"2.0","method":`...)
+	return s.write(method, params, false)
+}
+
+// write sends one message, a request with the next id when withID is set,
+// else a notification.
+func (s *session) write(method, params string, withID bool) error {
+	s.req = append(s.req[:0], `{"jsonrpc":"2.0",`...)
+	if withID {
+		s.id++
+		s.req = append(s.req, `"id":`...)
+		s.req = strconv.AppendInt(s.req, s.id, 10)
+		s.req = append(s.req, ',')
+	}
+	s.req = append(s.req, `"method":`...)
 	s.req = strconv.AppendQuote(s.req, method)
 	if params != "" {
 		s.req = append(s.req, `,"params":`...)
@@ -116,23 +129,7 @@ func (s *session) request(method, params string, other func(line []byte)) (json.
 
 // send writes a request with the next id, without waiting.
 func (s *session) send(method, params string) error {
-	s.id++
-	s.req = append(s.req[:0], `{"jsonrpc":"2.0","id":`...)
-	s.req = strconv.AppendInt(s.req, s.id, 10)
-	s.req = append(s.req, `,"method":`...)
-	s.req = strconv.AppendQuote(s.req, method)
-	if params != "" {
-		s.req = append(s.req, `,"params":`...)
-		s.req = append(s.req, params...)
-	}
-	s.req = append(s.req, "}\n"...)
-	if _, err := s.w.Write(s.req); err != nil {
-		return s.errorf("write %s: %w", method, err)
-	}
-	if err := s.w.Flush(); err != nil {
-		return s.errorf("write %s: %w", method, err)
-	}
-	return nil
+	return s.write(method, params, true)
 }
 
 // await reads until the response to the last request sent.
