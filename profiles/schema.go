@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 )
@@ -52,6 +53,20 @@ type opts struct {
 // fieldsOf lists the YAML keys of struct type t in declaration order,
 // flattening inline fields.
 func fieldsOf(t reflect.Type) []field {
+	if fs, ok := schemaFields.Load(t); ok {
+		return fs.([]field)
+	}
+	fs := structFields(t)
+	schemaFields.Store(t, fs)
+	return fs
+}
+
+// schemaFields caches fieldsOf by type: the reflection walk runs for every
+// mapping of every profile loaded, and a struct's fields never change.
+// Callers must not modify the slice they get.
+var schemaFields sync.Map // reflect.Type -> []field
+
+func structFields(t reflect.Type) []field {
 	var out []field
 	for i := range t.NumField() {
 		f := t.Field(i)
@@ -63,7 +78,7 @@ func fieldsOf(t reflect.Type) []field {
 			continue
 		}
 		if flags == "inline" {
-			for _, sub := range fieldsOf(f.Type) {
+			for _, sub := range structFields(f.Type) {
 				sub.index = append([]int{i}, sub.index...)
 				out = append(out, sub)
 			}

@@ -6,6 +6,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -175,7 +176,7 @@ func compileStringGlob(src string, sep rune) (*regexp.Regexp, error) {
 		}
 	}
 	b.WriteString(`)\z`)
-	re, err := regexp.Compile(b.String())
+	re, err := compileRegexp(b.String())
 	if err != nil {
 		return nil, fmt.Errorf("%w: glob %q: %v", errPatternSyntax, src, err)
 	}
@@ -223,8 +224,28 @@ func writeClass(b *strings.Builder, rs []rune, sep rune) (int, error) {
 // compileAnchoredRegexp compiles a user regexp that must match the whole
 // value, so "^" and "$" are never forgotten in an allow rule.
 func compileAnchoredRegexp(src string) (*regexp.Regexp, error) {
-	if _, err := regexp.Compile(src); err != nil {
+	if _, err := compileRegexp(src); err != nil {
 		return nil, fmt.Errorf("%w: regexp %q: %v", errPatternSyntax, src, err)
 	}
-	return regexp.MustCompile(`\A(?:` + src + `)\z`), nil
+	return compileRegexp(`\A(?:` + src + `)\z`)
+}
+
+// compiledRegexps caches compileRegexp's results by expression. A profile
+// chain compiles the same patterns several times (the built-in classes
+// with every policy, each profile of an extends: chain, then the merged
+// policy), and regexp compilation dominates loading a profile, which is on
+// the path of every sandbox start. A *regexp.Regexp is safe for concurrent
+// use, so one compiled value can serve every policy.
+var compiledRegexps sync.Map // string -> *regexp.Regexp
+
+func compileRegexp(expr string) (*regexp.Regexp, error) {
+	if re, ok := compiledRegexps.Load(expr); ok {
+		return re.(*regexp.Regexp), nil
+	}
+	re, err := regexp.Compile(expr)
+	if err != nil {
+		return nil, err
+	}
+	compiledRegexps.Store(expr, re)
+	return re, nil
 }
