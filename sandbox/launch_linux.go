@@ -75,26 +75,53 @@ func Run(s *Spec, stdio Stdio, started func(*Process)) (Status, error) {
 // command has been executed or setup failed. Call it from a goroutine locked
 // to its thread (see Run).
 func Start(s *Spec, stdio Stdio) (*Process, error) {
+	return Spawn(s.UID, s.GID, stdio).Start(s)
+}
+
+// Pending is an init stage started before its spec: it has its namespaces
+// and starts its Go runtime while the parent is still loading the profile
+// and opening the ledger, then waits on the spec pipe. Start it or Abort it.
+type Pending struct {
+	uid, gid  int
+	hostNetNS string
+	cmd       *exec.Cmd
+	spec      *os.File // write end of the spec pipe
+	status    *os.File // read end of the status pipe
+	err       error    // why the init stage could not be started
+}
+
+// Spawn starts the init stage of a sandbox whose command will run as
+// uid:gid with stdio. The spec follows with [Pending.Start], which also
+// reports any failure to start here: errors in the profile, found in
+// between, come first. Call Spawn from a goroutine locked to its OS thread
+// and keep it locked until the sandbox has ended (see Run).
+func Spawn(uid, gid int, stdio Stdio) *Pending {
+	p := &Pending{uid: uid, gid: gid}
+	p.err = p.spawn(stdio)
+	return p
+}
+
+func (p *Pending) spawn(stdio Stdio) error {
 	var err error
-	if s.HostNetNS, err = netns.ID(); err != nil {
-		return nil, err
+	if p.hostNetNS, err = netns.ID(); err != nil {
+		return err
 	}
 	specR, specW, err := os.Pipe()
 	if err != nil {
-		return nil, fmt.Errorf("create spec pipe: %w", err)
+		return fmt.Errorf("create spec pipe: %w", err)
 	}
 	statusR, statusW, err := os.Pipe()
 	if err != nil {
 		specR.Close()
 		specW.Close()
-		return nil, fmt.Errorf("create status pipe: %w", err)
+		return fmt.Errorf("create status pipe: %w", err)
 	}
 	uid, gid := os.Getuid(), os.Getgid()
 	attr := &syscall.SysProcAttr{
 		Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNET | unix.CLONE_NEWPID |
 			unix.CLONE_NEWIPC | unix.CLONE_NEWUTS | unix.CLONE_NEWNS,
-		UidMappings: []syscall.SysProcIDMap{{ContainerID: s.UID, HostID: s.UID, Size: 1}},
-		GidMappings: []syscall.SysProcIDMap{{ContainerID: s.GID, HostID: s.GID, Size: 1}},
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: p.uid, HostID: p.uid, Size: 1}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: p.gid, HostID: p.gid, Size: 1}},
 		// A new session: the command has no controlling terminal, so
 		// TIOCSTI has nothing to inject into even before seccomp.
 		Setsid: true,
@@ -112,10 +139,14 @@ func Start(s *Spec, stdio Stdio) (*Process, error) {
 		// still grant their access. An unprivileged caller cannot drop
 		// its groups (setgroups is denied in its user namespace,
 		// user_namespaces(7)); Landlock confines what they reach.
-		attr.Credential = &syscall.Credential{Uid: uint32(s.UID), Gid: uint32(s.GID), Groups: []uint32{}}
+		attr.Credential = &syscall.Credential{Uid: uint32(p.uid), Gid: uint32(p.gid), Groups: []uint32{}}
 		attr.GidMappingsEnableSetgroups = true
-	} else if s.UID != uid || s.GID != gid {
-		return nil, &SetupError{Code: ExitSetup, Op: "ids", Msg: "only root can run the command as another user"}
+	} else if p.uid != uid || p.gid != gid {
+		specR.Close()
+		specW.Close()
+		statusR.Close()
+		statusW.Close()
+		return &SetupError{Code: ExitSetup, Op: "ids", Msg: "only root can run the command as another user"}
 	}
 	cmd := &exec.Cmd{
 		// /proc/self/exe, not the binary's path: when root runs the
@@ -131,30 +162,43 @@ func Start(s *Spec, stdio Stdio) (*Process, error) {
 		ExtraFiles:  []*os.File{specR, statusW},
 		SysProcAttr: attr,
 	}
-	if err := cmd.Start(); err != nil {
-		specR.Close()
-		specW.Close()
-		statusR.Close()
-		statusW.Close()
-		return nil, startError(err)
-	}
+	err = cmd.Start()
 	specR.Close()
 	statusW.Close()
-	p := &Process{cmd: cmd, status: statusR, dec: json.NewDecoder(statusR), life: specW, Pid: cmd.Process.Pid}
-	// Compile the seccomp filter while the init stage's runtime starts.
-	if s.SeccompBPF, err = seccomp.Program(s.Seccomp); err != nil {
-		p.kill()
-		return nil, &SetupError{Code: ExitSetup, Op: "seccomp", Msg: err.Error()}
+	if err != nil {
+		specW.Close()
+		statusR.Close()
+		return startError(err)
 	}
-	if err := json.NewEncoder(specW).Encode(s); err != nil {
-		p.kill()
+	p.cmd, p.spec, p.status = cmd, specW, statusR
+	return nil
+}
+
+// Start sends the spec to the init stage and waits until the command has
+// been executed or setup failed. s must be for the ids given to Spawn.
+func (p *Pending) Start(s *Spec) (*Process, error) {
+	if p.err != nil {
+		return nil, p.err
+	}
+	proc := &Process{cmd: p.cmd, status: p.status, dec: json.NewDecoder(p.status), life: p.spec, Pid: p.cmd.Process.Pid}
+	if s.UID != p.uid || s.GID != p.gid {
+		proc.kill()
+		return nil, fmt.Errorf("spec for %d:%d sent to an init stage spawned for %d:%d", s.UID, s.GID, p.uid, p.gid)
+	}
+	s.HostNetNS = p.hostNetNS
+	if err := s.CompileSeccomp(); err != nil {
+		proc.kill()
+		return nil, err
+	}
+	if err := json.NewEncoder(p.spec).Encode(s); err != nil {
+		proc.kill()
 		return nil, fmt.Errorf("send spec to init stage: %w", err)
 	}
 	var m message
-	if err := p.dec.Decode(&m); err != nil {
+	if err := proc.dec.Decode(&m); err != nil {
 		// No message: the init stage died before reporting.
-		st, werr := p.reap()
-		p.close()
+		st, werr := proc.reap()
+		proc.close()
 		if werr != nil {
 			return nil, werr
 		}
@@ -162,15 +206,48 @@ func Start(s *Spec, stdio Stdio) (*Process, error) {
 			Msg: fmt.Sprintf("ended before starting the command (%s)", st)}
 	}
 	if m.Error != nil {
-		p.reap()
-		p.close()
+		proc.reap()
+		proc.close()
 		return nil, m.Error
 	}
-	p.sigs = make(chan os.Signal, 8)
-	p.done = make(chan struct{})
-	signal.Notify(p.sigs, forwarded...)
-	go p.forward()
-	return p, nil
+	proc.sigs = make(chan os.Signal, 8)
+	proc.done = make(chan struct{})
+	signal.Notify(proc.sigs, forwarded...)
+	go proc.forward()
+	return proc, nil
+}
+
+// Pid is the init stage's pid as the parent sees it, or 0 if it could not
+// be started.
+func (p *Pending) Pid() int {
+	if p.err != nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
+// Abort kills the init stage of a sandbox that will not start, and reaps
+// it.
+func (p *Pending) Abort() {
+	if p.err != nil {
+		return
+	}
+	(&Process{cmd: p.cmd, status: p.status, life: p.spec}).kill()
+}
+
+// CompileSeccomp compiles s.Seccomp into s.SeccompBPF unless that is done
+// already. Start calls it; a caller with time to spare while the init stage
+// starts may call it earlier.
+func (s *Spec) CompileSeccomp() error {
+	if s.SeccompBPF != nil {
+		return nil
+	}
+	bpf, err := seccomp.Program(s.Seccomp)
+	if err != nil {
+		return &SetupError{Code: ExitSetup, Op: "seccomp", Msg: err.Error()}
+	}
+	s.SeccompBPF = bpf
+	return nil
 }
 
 // startError explains a failure to create the namespaces.

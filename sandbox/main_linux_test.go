@@ -27,6 +27,10 @@ const (
 	// with sandbox.Run and prints "started" once the command runs, so that
 	// a test can kill it while its sandbox lives.
 	parentArg0 = "vm-run-test:parent"
+	// pendingParentArg0 is a vm-run parent that spawns an init stage for
+	// the ids given as arguments, prints its pid and never sends a spec,
+	// as vm-run is while it loads the profile.
+	pendingParentArg0 = "vm-run-test:pending-parent"
 	// probeArg0 runs inside a sandbox (the spec's Path is the test binary,
 	// granted by Options.ExtraExec) to try what the shell cannot.
 	probeArg0 = "vm-run-test:probe"
@@ -47,6 +51,8 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	case parentArg0:
 		os.Exit(parentMain())
+	case pendingParentArg0:
+		os.Exit(pendingParentMain(os.Args[1:]))
 	case probeArg0:
 		os.Exit(probeMain(os.Args[1:]))
 	}

@@ -1,3 +1,11 @@
+// GOMAXPROCS stays the machine's CPU count: reading the cgroup CPU limit at
+// start and re-reading it every second (Go 1.25's container-aware
+// GOMAXPROCS) cost every sandbox start, and the init stage is a Go process
+// too, while vm-run never needs more than a couple of threads busy.
+
+//go:debug containermaxprocs=0
+//go:debug updatemaxprocs=0
+
 // Command vm-run runs an MCP server, or any command, inside a Linux kernel
 // sandbox. See the README and `vm-run --help`.
 package main
@@ -7,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/alecthomas/kong"
 
@@ -41,9 +50,47 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// runCLI is the grammar of the default command alone. Building kong's model
+// of the whole cli costs about a millisecond of reflection on every start,
+// so a plain `vm-run [run] --flag... -- COMMAND` is parsed with this one; see
+// quickParse.
+type runCLI struct {
+	Run runCmd `cmd:"" default:"withargs"`
+}
+
 func run(args []string, stdout, stderr io.Writer) int {
-	var c cli
-	parser, err := kong.New(&c,
+	if runOnly(args) {
+		if code, ok := parse(&runCLI{}, args, stdout, stderr, true); ok {
+			return code
+		}
+	}
+	code, _ := parse(&cli{}, args, stdout, stderr, false)
+	return code
+}
+
+// runOnly reports whether args can only mean the run command: they start
+// with "run" or a flag, and ask for no help before "--".
+func runOnly(args []string) bool {
+	if len(args) == 0 || args[0] != "run" && !strings.HasPrefix(args[0], "-") {
+		return false
+	}
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "-h" || a == "--help" || a == "help" {
+			return false
+		}
+	}
+	return true
+}
+
+// parse parses args with grammar and runs the command they name. When
+// tentative, a parse error returns ok false and prints nothing, so the whole
+// cli can parse the same args again: errors and help read the same either
+// way.
+func parse(grammar any, args []string, stdout, stderr io.Writer, tentative bool) (code int, ok bool) {
+	parser, err := kong.New(grammar,
 		kong.Name("vm-run"),
 		kong.Description("Run an MCP server, or any command, in a Linux kernel sandbox."),
 		kong.UsageOnError(),
@@ -52,28 +99,31 @@ func run(args []string, stdout, stderr io.Writer) int {
 		kong.BindTo(stdout, (*io.Writer)(nil)),
 	)
 	if err != nil {
-		fmt.Fprintf(stderr, "vm-run: error: %v\n", err)
-		return sandbox.ExitSetup
-	}
-	code := func() (code int) {
-		defer func() {
-			if r := recover(); r != nil {
-				c, ok := r.(exitCode)
-				if !ok {
-					panic(r)
-				}
-				code = int(c)
-			}
-		}()
-		ctx, err := parser.Parse(args)
-		if err != nil {
-			fmt.Fprintf(stderr, "vm-run: error: %v\n", err)
-			fmt.Fprintf(stderr, "vm-run: hint: see vm-run --help\n")
-			return sandbox.ExitSetup
+		if tentative {
+			return 0, false
 		}
-		return report(ctx.Run(), stderr)
+		fmt.Fprintf(stderr, "vm-run: error: %v\n", err)
+		return sandbox.ExitSetup, true
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			c, isExit := r.(exitCode)
+			if !isExit {
+				panic(r)
+			}
+			code, ok = int(c), true
+		}
 	}()
-	return code
+	ctx, err := parser.Parse(args)
+	if err != nil {
+		if tentative {
+			return 0, false
+		}
+		fmt.Fprintf(stderr, "vm-run: error: %v\n", err)
+		fmt.Fprintf(stderr, "vm-run: hint: see vm-run --help\n")
+		return sandbox.ExitSetup, true
+	}
+	return report(ctx.Run(), stderr), true
 }
 
 // exitCode carries kong's exit (after --help) out of its parser.

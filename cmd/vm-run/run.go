@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 
@@ -65,25 +66,50 @@ func (r *runCmd) Run(stdout io.Writer) error {
 		return &sandbox.SetupError{Code: sandbox.ExitSetup, Msg: "no command given",
 			Hint: "vm-run [flags] -- COMMAND [ARGS...], e.g. vm-run --profile strict -- node server.js"}
 	}
-	l, err := r.prepare()
+	ws, err := workspace(r.Workspace)
+	if err != nil {
+		return err
+	}
+	who, err := commandIDs(r.User)
 	if err != nil {
 		return err
 	}
 	if r.DryRun {
+		l, err := r.load(ws, who)
+		if err != nil {
+			return err
+		}
 		return printSpec(stdout, l)
 	}
-	sess, err := openSession(l, l.ledgerPath)
+	// This goroutine stays on its thread until vm-run exits: the init
+	// stage is spawned from it (sandbox.Spawn).
+	runtime.LockOSThread()
+	var pipes *serverPipes
+	stdio := sandbox.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
+	if !r.NoProxy {
+		if pipes, err = newServerPipes(); err != nil {
+			return err
+		}
+		stdio = pipes.server()
+	}
+	l, pending, sess, err := r.begin(ws, who, stdio)
 	if err != nil {
+		if pipes != nil {
+			pipes.closeAll()
+		}
 		return err
 	}
 	var st sandbox.Status
 	if r.NoProxy {
-		st, err = sandbox.Run(l.spec, sandbox.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}, nil)
+		var proc *sandbox.Process
+		if proc, err = pending.Start(l.spec); err == nil {
+			st, err = proc.Wait()
+		}
 	} else {
 		ledgerFailed := func(err error) {
 			fmt.Fprintf(os.Stderr, "vm-run: error: ledger: %v; every call is denied from now on\n", err)
 		}
-		st, err = serve(l.spec, proxy.Config{
+		st, err = serve(pending, l.spec, pipes, proxy.Config{
 			Policy:          l.profile.Tools,
 			Workspace:       l.workspace,
 			Recorder:        recorder{ledger: sess.ledger},
@@ -108,6 +134,46 @@ func (r *runCmd) Run(stdout io.Writer) error {
 	return nil
 }
 
+// begin gets a run ready to start: the init stage spawned with stdio and
+// waiting for its spec, the profile loaded into the spec with its seccomp
+// filter compiled, and session_start on disk. The init stage is spawned
+// first, so that its namespaces and Go runtime come up while the profile
+// loads and the ledger syncs, rather than after. Call it from a goroutine
+// locked to its thread. On error, nothing is left running.
+func (r *runCmd) begin(ws string, who ids, stdio sandbox.Stdio) (*launch, *sandbox.Pending, *session, error) {
+	type loaded struct {
+		l   *launch
+		err error
+	}
+	loading := make(chan loaded, 1)
+	go func() {
+		l, err := r.load(ws, who)
+		loading <- loaded{l, err}
+	}()
+	pending := sandbox.Spawn(who.uid, who.gid, stdio)
+	res := <-loading
+	if res.err != nil {
+		pending.Abort()
+		return nil, nil, nil, res.err
+	}
+	l := res.l
+	compiled := make(chan error, 1)
+	go func() { compiled <- l.spec.CompileSeccomp() }()
+	sess, err := openSession(l, l.ledgerPath)
+	if cerr := <-compiled; err == nil && cerr != nil {
+		// Recorded as a session that failed to start.
+		if eerr := sess.end(sandbox.Status{}, cerr); eerr != nil {
+			report(eerr, os.Stderr)
+		}
+		err = cerr
+	}
+	if err != nil {
+		pending.Abort()
+		return nil, nil, nil, err
+	}
+	return l, pending, sess, nil
+}
+
 // launch is a resolved run: the profile, the spec built from it, the tool
 // policy and the ledger's path.
 type launch struct {
@@ -123,16 +189,22 @@ func (r *runCmd) prepare() (*launch, error) {
 	if err != nil {
 		return nil, err
 	}
-	uid, gid, home, err := commandIDs(r.User)
+	who, err := commandIDs(r.User)
 	if err != nil {
 		return nil, err
 	}
+	return r.load(ws, who)
+}
+
+// load loads the profile and builds the spec of a command run as who in
+// the workspace ws.
+func (r *runCmd) load(ws string, who ids) (*launch, error) {
 	env := r.Env
-	if uid != os.Getuid() {
+	if who.uid != os.Getuid() {
 		// root chose another user: ${HOME} and HOME are that user's.
-		env = append([]string{"HOME=" + home}, env...)
+		env = append([]string{"HOME=" + who.home}, env...)
 	}
-	p, err := profiles.Load(r.Profile, profiles.Vars{Workspace: ws, Home: home, TmpDir: sandbox.TmpDir})
+	p, err := profiles.Load(r.Profile, profiles.Vars{Workspace: ws, Home: who.home, TmpDir: sandbox.TmpDir})
 	if err != nil {
 		return nil, err
 	}
@@ -150,8 +222,8 @@ func (r *runCmd) prepare() (*launch, error) {
 		HostEnv:   os.Environ(),
 		Env:       env,
 		PassEnv:   r.PassEnv,
-		UID:       uid,
-		GID:       gid,
+		UID:       who.uid,
+		GID:       who.gid,
 		Protect:   []string{ledger},
 	})
 	if err != nil {
@@ -197,18 +269,18 @@ func workspace(flag string) (string, error) {
 	return real, nil
 }
 
-// commandIDs returns the uid, gid and home directory of the command: the
+// commandIDs returns the ids and home directory of the command: the
 // caller's own, or for root, nobody's unless --user says otherwise. Running
 // hostile code as uid 0 is never the default, even without capabilities.
-func commandIDs(spec string) (int, int, string, error) {
+func commandIDs(spec string) (ids, error) {
 	uid, gid := os.Getuid(), os.Getgid()
 	if uid != 0 {
 		if spec != "" {
-			return 0, 0, "", &sandbox.SetupError{Code: sandbox.ExitSetup, Op: "--user",
+			return ids{}, &sandbox.SetupError{Code: sandbox.ExitSetup, Op: "--user",
 				Msg: "only root can choose the user", Hint: "drop --user: the command runs as you"}
 		}
 		home, _ := os.UserHomeDir()
-		return uid, gid, home, nil
+		return ids{uid, gid, home}, nil
 	}
 	if spec == "" {
 		spec = "nobody"
@@ -216,20 +288,20 @@ func commandIDs(spec string) (int, int, string, error) {
 	name, group, _ := strings.Cut(spec, ":")
 	u, err := lookupUser(name)
 	if err != nil {
-		return 0, 0, "", err
+		return ids{}, err
 	}
 	if group != "" {
 		g, err := strconv.Atoi(group)
 		if err != nil {
 			gr, lerr := user.LookupGroup(group)
 			if lerr != nil {
-				return 0, 0, "", &sandbox.SetupError{Code: sandbox.ExitSetup, Op: "--user", Msg: lerr.Error()}
+				return ids{}, &sandbox.SetupError{Code: sandbox.ExitSetup, Op: "--user", Msg: lerr.Error()}
 			}
 			g, _ = strconv.Atoi(gr.Gid)
 		}
 		u.gid = g
 	}
-	return u.uid, u.gid, u.home, nil
+	return u, nil
 }
 
 type ids struct {

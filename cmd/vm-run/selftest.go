@@ -25,7 +25,7 @@ func (c selftestCmd) Run(stdout io.Writer) error {
 	}
 	// ${HOME} is the home of the user the probes run as: nobody's when
 	// root runs the battery, as for vm-run run.
-	_, _, home, err := commandIDs("")
+	who, err := commandIDs("")
 	if err != nil {
 		return err
 	}
@@ -34,7 +34,7 @@ func (c selftestCmd) Run(stdout io.Writer) error {
 	rep, err := selftest.Run(ctx, selftest.Options{
 		ProfileName: c.Profile,
 		Load: func(workspace string) (*profiles.Profile, error) {
-			return profiles.Load(c.Profile, profiles.Vars{Workspace: workspace, Home: home, TmpDir: sandbox.TmpDir})
+			return profiles.Load(c.Profile, profiles.Vars{Workspace: workspace, Home: who.home, TmpDir: sandbox.TmpDir})
 		},
 		Self:   self,
 		Stderr: os.Stderr,

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"sync"
 	"syscall"
 	"time"
 
@@ -19,58 +18,84 @@ import (
 // SIGTERM, and again before SIGKILL.
 const stopGrace = 2 * time.Second
 
-// serve runs the sandboxed server with the MCP proxy between vm-run's own
-// stdin/stdout (the client) and the server's pipes. The server's stderr is a
-// pipe copied to vm-run's stderr, never a terminal. It returns the server's
-// status once the server has exited and everything it wrote was handled.
-func serve(spec *sandbox.Spec, cfg proxy.Config) (sandbox.Status, error) {
-	inR, inW, err := os.Pipe()
-	if err != nil {
-		return sandbox.Status{}, fmt.Errorf("create server stdin pipe: %w", err)
-	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		return sandbox.Status{}, fmt.Errorf("create server stdout pipe: %w", err)
-	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		return sandbox.Status{}, fmt.Errorf("create server stderr pipe: %w", err)
-	}
-	closeChildEnds := sync.OnceFunc(func() { inR.Close(); outW.Close(); errW.Close() })
+// serverPipes are the server's stdio: pipes, so that the proxy sits on
+// stdin and stdout, and stderr is copied to vm-run's stderr, never handed a
+// terminal.
+type serverPipes struct {
+	inR, inW, outR, outW, errR, errW *os.File
+}
 
+func newServerPipes() (*serverPipes, error) {
+	var p serverPipes
+	var err error
+	if p.inR, p.inW, err = os.Pipe(); err != nil {
+		return nil, fmt.Errorf("create server stdin pipe: %w", err)
+	}
+	if p.outR, p.outW, err = os.Pipe(); err != nil {
+		p.closeAll()
+		return nil, fmt.Errorf("create server stdout pipe: %w", err)
+	}
+	if p.errR, p.errW, err = os.Pipe(); err != nil {
+		p.closeAll()
+		return nil, fmt.Errorf("create server stderr pipe: %w", err)
+	}
+	return &p, nil
+}
+
+// server returns the ends the server gets.
+func (p *serverPipes) server() sandbox.Stdio {
+	return sandbox.Stdio{Stdin: p.inR, Stdout: p.outW, Stderr: p.errW}
+}
+
+// closeServerEnds closes vm-run's copies of the server's ends, so that
+// vm-run sees end of file when the server goes.
+func (p *serverPipes) closeServerEnds() {
+	for _, f := range []*os.File{p.inR, p.outW, p.errW} {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
+
+func (p *serverPipes) closeAll() {
+	p.closeServerEnds()
+	for _, f := range []*os.File{p.inW, p.outR, p.errR} {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
+
+// serve starts the sandboxed server, spawned with pipes' server ends, and
+// runs the MCP proxy between vm-run's own stdin/stdout (the client) and the
+// server's pipes. It returns the server's status once the server has exited
+// and everything it wrote was handled.
+func serve(pending *sandbox.Pending, spec *sandbox.Spec, pipes *serverPipes, cfg proxy.Config) (sandbox.Status, error) {
 	// A client that goes away must not kill vm-run with SIGPIPE before the
 	// server is stopped and the session recorded: with SIGPIPE notified,
 	// writes to a closed stdout return EPIPE instead (os/signal, "SIGPIPE").
-	pipes := make(chan os.Signal, 1)
-	signal.Notify(pipes, syscall.SIGPIPE)
-	defer signal.Stop(pipes)
+	sigpipe := make(chan os.Signal, 1)
+	signal.Notify(sigpipe, syscall.SIGPIPE)
+	defer signal.Stop(sigpipe)
 
+	proc, err := pending.Start(spec)
+	pipes.closeServerEnds()
+	if err != nil {
+		pipes.closeAll()
+		return sandbox.Status{}, err
+	}
 	type result struct {
 		st  sandbox.Status
 		err error
 	}
-	procs := make(chan *sandbox.Process, 1)
 	done := make(chan result, 1)
 	go func() {
-		st, err := sandbox.Run(spec, sandbox.Stdio{Stdin: inR, Stdout: outW, Stderr: errW}, func(p *sandbox.Process) {
-			closeChildEnds()
-			procs <- p
-		})
-		closeChildEnds()
+		st, err := proc.Wait()
 		done <- result{st, err}
 	}()
-	var proc *sandbox.Process
-	select {
-	case proc = <-procs:
-	case r := <-done:
-		inW.Close()
-		outR.Close()
-		errR.Close()
-		return r.st, r.err
-	}
 	stderrDone := make(chan struct{})
 	go func() {
-		io.Copy(os.Stderr, errR)
+		io.Copy(os.Stderr, pipes.errR)
 		close(stderrDone)
 	}()
 
@@ -90,12 +115,13 @@ func serve(spec *sandbox.Spec, cfg proxy.Config) (sandbox.Status, error) {
 			}
 		}()
 	}
-	perr := proxy.Run(ctx, cfg, os.Stdin, os.Stdout, inW, outR)
+	perr := proxy.Run(ctx, cfg, os.Stdin, os.Stdout, pipes.inW, pipes.outR)
 	r := <-done
 	cancel()
-	inW.Close()
-	outR.Close()
+	pipes.inW.Close()
+	pipes.outR.Close()
 	<-stderrDone
+	pipes.errR.Close()
 	if r.err != nil {
 		return r.st, r.err
 	}
