@@ -49,17 +49,13 @@ func (p *serverPipes) server() sandbox.Stdio {
 
 // closeServerEnds closes vm-run's copies of the server's ends, so that
 // vm-run sees end of file when the server goes.
-func (p *serverPipes) closeServerEnds() {
-	for _, f := range []*os.File{p.inR, p.outW, p.errW} {
-		if f != nil {
-			f.Close()
-		}
-	}
-}
+func (p *serverPipes) closeServerEnds() { closeFiles(p.inR, p.outW, p.errW) }
 
-func (p *serverPipes) closeAll() {
-	p.closeServerEnds()
-	for _, f := range []*os.File{p.inW, p.outR, p.errR} {
+func (p *serverPipes) closeAll() { closeFiles(p.inR, p.outW, p.errW, p.inW, p.outR, p.errR) }
+
+// closeFiles closes those of files that were opened.
+func closeFiles(files ...*os.File) {
+	for _, f := range files {
 		if f != nil {
 			f.Close()
 		}
