@@ -4,22 +4,86 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"sync/atomic"
 	"time"
 )
 
-// request is one pending Append.
+// batch is a group commit: appends queued together, written with one
+// write and made durable by one sync, which it may share with other batches
+// written before that sync began. An append joins the batch that is open
+// when it arrives and waits for the batch's done channel; a batch closes to
+// newcomers when the writer takes it. Answering a whole batch with one
+// close, rather than each append with a send, keeps the cost of waking
+// many appenders low.
+type batch struct {
+	reqs     []request
+	size     int  // bytes of data in reqs
+	needSync bool // some request is not queued (see AppendQueued)
+
+	// Set by the writer; read by the appenders after done is closed.
+	seq0  uint64       // sequence number of reqs[0]
+	prev0 [hexLen]byte // hash of the record before reqs[0]
+	err   error
+	done  chan struct{}
+
+	// waiting counts the appenders that have not yet woken up with the
+	// answer, or given up on it (see Ledger.resume).
+	waiting atomic.Int32
+}
+
+// request is one pending Append, in its batch.
 type request struct {
 	event string
 	data  []byte
-	done  chan result // buffered: the writer never blocks on a caller
 	// queued requests are answered once written, without a sync of their
 	// own: the next sync makes them durable (see AppendQueued).
 	queued bool
+	// Set by the writer.
+	time time.Time
+	hash [hexLen]byte
 }
 
-type result struct {
-	rec Record
-	err error
+func newBatch(capHint int) *batch {
+	return &batch{reqs: make([]request, 0, capHint), done: make(chan struct{})}
+}
+
+// finish answers every append of b with err, or with its record if err is
+// nil. After it, nothing but the appenders touches b.
+func (b *batch) finish(err error) {
+	b.err = err
+	close(b.done)
+}
+
+// enqueue adds an append to the open batch, or opens one, and returns the
+// batch and the append's index in it.
+func (l *Ledger) enqueue(r request) (*batch, int, error) {
+	l.qmu.Lock()
+	if l.closed {
+		l.qmu.Unlock()
+		return nil, 0, ErrClosed
+	}
+	b := l.open
+	if b == nil || len(b.reqs) >= maxBatch || b.size >= maxBatchBytes {
+		b = newBatch(l.batchHint)
+		l.pending = append(l.pending, b)
+		l.open = b
+	}
+	i := len(b.reqs)
+	b.reqs = append(b.reqs, r)
+	b.waiting.Add(1)
+	b.size += len(r.data)
+	b.needSync = b.needSync || !r.queued
+	// The writer sleeps only when nothing is pending, or when it has all
+	// the batches in flight it may have or waits for appenders to wake up
+	// (see run), and then it looks again when that changes: only the
+	// first pending append needs to wake it.
+	wake := len(l.pending) == 1 && i == 0
+	l.qmu.Unlock()
+	if wake {
+		l.signal()
+	}
+	return b, i, nil
 }
 
 // The writer keeps at most maxInflight batches written but not yet synced,
@@ -30,106 +94,143 @@ const (
 	maxHeld     = 16
 )
 
-// job is a written batch waiting for its fdatasync.
-type job struct {
-	batch []*request
-	recs  []Record
-}
-
 // writerState is the writer goroutine's view of the file lock.
 type writerState struct {
 	locked   bool
-	inflight int // batches written, not yet synced and answered
-	held     int // batches written since the lock was taken
+	fresh    bool // the lock was taken since the last batch written
+	inflight int  // batches written, not yet synced and answered
+	held     int  // batches written since the lock was taken
+	// answered are batches answered since the writer last found all of
+	// their appenders awake.
+	answered []*batch
 }
 
-// run is the handle's writer goroutine. It takes the first waiting request
-// as soon as there is one, so a lone Append is never held back; whatever
-// arrives meanwhile forms the next batch. A second goroutine, syncLoop,
-// syncs and answers written batches, so that the next batch is built and
-// written while the previous one is being synced. A sync covers every byte
-// written before it started, and each batch is answered only after a sync
-// that began after its write.
+// resume is called by an appender once it has its answer, or has given up
+// on it. The last appender of a batch to do so wakes the writer, which
+// may be waiting for it (see run).
+func (l *Ledger) resume(b *batch) {
+	if b.waiting.Add(-1) == 0 {
+		l.signal()
+	}
+}
+
+// signal wakes the writer, or makes it look again once it is done with
+// what it is doing.
+func (l *Ledger) signal() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// waking reports whether some appender of a batch answered lately has not
+// yet woken up.
+func (st *writerState) waking() bool {
+	st.answered = slices.DeleteFunc(st.answered, func(b *batch) bool { return b.waiting.Load() == 0 })
+	return len(st.answered) > 0
+}
+
+// run is the handle's writer goroutine. It takes the pending batch as soon
+// as there is one, so a lone Append is never held back; whatever arrives
+// meanwhile forms the next batch. A second goroutine, syncLoop, syncs and
+// answers written batches, so that the next batch is built and written
+// while the previous one is being synced. A sync covers every byte written
+// before it started, and each batch is answered only after a sync that
+// began after its write.
+//
+// The writer does not take a batch while an appender that a sync has just
+// answered has yet to wake up: a goroutine that appends again, as soon as
+// it has its answer, joins that batch instead of the one after, and the
+// writer does not release the file lock under it. This is no timer: it
+// waits only for goroutines that are already runnable, and a lone append
+// never waits, as the append before it has long woken up. Fewer, larger
+// batches mean fewer writes and syncs, which is where most of a ledger's
+// CPU time goes once many goroutines append.
 func (l *Ledger) run() {
 	defer close(l.done)
 	syncerDone := make(chan struct{})
 	go l.syncLoop(syncerDone)
-	defer func() {
-		close(l.toSync)
-		<-syncerDone
-	}()
 	var st writerState
-	reqs := l.reqs
-	for reqs != nil || st.inflight > 0 {
-		var in <-chan *request
-		if reqs != nil && st.inflight < maxInflight && st.held < maxHeld {
-			in = reqs
-		}
-		select {
-		case r, ok := <-in:
-			if !ok {
-				reqs = nil
+	for {
+		waking := st.waking()
+		if st.inflight < maxInflight && st.held < maxHeld && !waking {
+			b, closed := l.take(&st)
+			if b != nil {
+				l.write(b, &st)
+				continue
+			}
+			if closed && st.inflight == 0 {
 				break
 			}
-			l.write(l.drain([]*request{r}), &st)
-		case <-l.synced:
-			st.inflight--
 		}
-		if st.locked && st.inflight == 0 &&
-			(reqs == nil || len(reqs) == 0 || st.held >= maxHeld || l.Err() != nil) {
+		if st.locked && st.inflight == 0 && !waking {
+			// Nothing is pending, or this handle has had its turn, or it
+			// is dead: let other processes have the file.
 			l.unlock(&st)
+			continue
+		}
+		select {
+		case <-l.wake:
+		case b := <-l.synced:
+			st.inflight--
+			st.answered = append(st.answered, b)
 		}
 	}
+	// Close makes queued records durable, under the lock like any sync.
+	close(l.toSync)
+	<-syncerDone
 	if st.locked {
 		l.unlock(&st)
 	}
 }
 
-// drain adds the requests already queued to batch, without waiting.
-func (l *Ledger) drain(batch []*request) []*request {
-	size := 0
-	for _, r := range batch {
-		size += len(r.data)
+// take returns the first pending batch, after taking the file lock if the
+// writer does not hold it; nil if nothing is pending, with whether the
+// handle is closed. A batch that cannot be written is answered here.
+func (l *Ledger) take(st *writerState) (b *batch, closed bool) {
+	l.qmu.Lock()
+	n := len(l.pending)
+	closed = l.closed
+	l.qmu.Unlock()
+	if n == 0 {
+		return nil, closed
 	}
-	for len(batch) < maxBatch && size < maxBatchBytes {
-		select {
-		case r, ok := <-l.reqs:
-			if !ok {
-				return batch
-			}
-			batch = append(batch, r)
-			size += len(r.data)
-		default:
-			return batch
+	var err error
+	if err = l.Err(); err == nil && !st.locked {
+		if err = l.f.Lock(); err != nil {
+			err = fmt.Errorf("lock ledger %q: %w", l.path, err)
+		} else {
+			st.locked, st.fresh = true, true
 		}
 	}
-	return batch
+	// Appends that queued while we waited for the lock are in the batch.
+	l.qmu.Lock()
+	b = l.pending[0]
+	n = copy(l.pending, l.pending[1:])
+	l.pending[n] = nil
+	l.pending = l.pending[:n]
+	if b == l.open {
+		l.open = nil
+	}
+	l.batchHint = max(len(b.reqs), 8)
+	l.qmu.Unlock()
+	if err != nil {
+		b.finish(err)
+		return nil, false
+	}
+	return b, false
 }
 
-// write takes the lock if needed and writes batch, handing it to syncLoop;
-// on failure it answers the batch itself.
-func (l *Ledger) write(batch []*request, st *writerState) {
-	if err := l.Err(); err != nil {
-		fail(batch, err)
+// write writes b and hands it to syncLoop; on failure it answers b itself.
+func (l *Ledger) write(b *batch, st *writerState) {
+	if err := l.writeBatch(b, st.fresh); err != nil {
+		b.finish(err)
 		return
 	}
-	if !st.locked {
-		if err := l.f.Lock(); err != nil {
-			fail(batch, fmt.Errorf("lock ledger %q: %w", l.path, err))
-			return
-		}
-		st.locked = true
-		// Appends that queued while we waited for the lock join in.
-		batch = l.drain(batch)
-	}
-	recs, err := l.writeBatch(batch)
-	if err != nil {
-		fail(batch, err)
-		return
-	}
+	st.fresh = false
 	st.inflight++
 	st.held++
-	l.toSync <- job{batch: batch, recs: recs}
+	l.toSync <- b
 }
 
 func (l *Ledger) unlock(st *writerState) {
@@ -147,7 +248,7 @@ func (l *Ledger) unlock(st *writerState) {
 // queue up while a sync runs share the next one.
 func (l *Ledger) syncLoop(done chan<- struct{}) {
 	defer close(done)
-	var jobs []job
+	var jobs []*batch
 	// unsynced says that queued records were written after the last sync.
 	unsynced := false
 	defer func() {
@@ -158,16 +259,16 @@ func (l *Ledger) syncLoop(done chan<- struct{}) {
 			}
 		}
 	}()
-	for j := range l.toSync {
-		jobs = append(jobs[:0], j)
+	for b := range l.toSync {
+		jobs = append(jobs[:0], b)
 	more:
 		for {
 			select {
-			case j, ok := <-l.toSync:
+			case b, ok := <-l.toSync:
 				if !ok {
 					break more
 				}
-				jobs = append(jobs, j)
+				jobs = append(jobs, b)
 			default:
 				break more
 			}
@@ -176,10 +277,8 @@ func (l *Ledger) syncLoop(done chan<- struct{}) {
 		// do batches of queued records alone. A sync covers every byte
 		// written before it, queued records included.
 		needSync := false
-		for _, j := range jobs {
-			for _, r := range j.batch {
-				needSync = needSync || !r.queued
-			}
+		for _, b := range jobs {
+			needSync = needSync || b.needSync
 		}
 		err := l.Err()
 		if !needSync {
@@ -192,62 +291,48 @@ func (l *Ledger) syncLoop(done chan<- struct{}) {
 				err = werr
 			}
 		}
-		for _, j := range jobs {
-			for i, r := range j.batch {
-				if err != nil {
-					r.done <- result{err: err}
-				} else {
-					r.done <- result{rec: j.recs[i]}
-				}
-			}
-			l.synced <- struct{}{}
+		for _, b := range jobs {
+			b.finish(err)
+			l.synced <- b
 		}
 		clear(jobs)
 	}
 }
 
-func fail(batch []*request, err error) {
-	for _, r := range batch {
-		r.done <- result{err: err}
-	}
-}
-
-// genesisData is the data of a ledger's first record.
-var genesisData = func() []byte {
-	b, _ := json.Marshal(genesis{Format: FormatVersion, Algorithm: "sha256"})
-	return b
-}()
-
 // writeBatch appends the batch's records with one write. The caller holds
-// the file lock.
-func (l *Ledger) writeBatch(batch []*request) ([]Record, error) {
+// the file lock, and took it since its last batch if fresh.
+func (l *Ledger) writeBatch(b *batch, fresh bool) error {
 	same, err := l.f.SamePath()
 	if err != nil {
-		return nil, fmt.Errorf("ledger %q: %w", l.path, err)
+		return fmt.Errorf("ledger %q: %w", l.path, err)
 	}
 	if !same {
 		err := fmt.Errorf("ledger %q: %w", l.path, ErrReplaced)
 		l.kill(err)
-		return nil, err
-	}
-	size, err := l.f.Size()
-	if err != nil {
-		return nil, fmt.Errorf("ledger %q: %w", l.path, err)
+		return err
 	}
 	var t tailState
-	if !l.known || size != l.end {
-		// Another process appended since our last write, or this is our
-		// first: learn the chain's head from the file.
-		l.known = false
-		if t, err = scanTail(l.f, size); err != nil {
-			var ce *CorruptError
-			if errors.As(err, &ce) {
-				ce.Path = l.path
-				return nil, ce
-			}
-			return nil, fmt.Errorf("ledger %q: %w", l.path, err)
+	size := l.end
+	if !l.known || fresh {
+		// While the writer holds the lock, no other writer appends: the
+		// file ends where our last write did. Once it took the lock
+		// anew, another process may have appended, or this is our first
+		// batch: learn the chain's head from the file.
+		if size, err = l.f.Size(); err != nil {
+			return fmt.Errorf("ledger %q: %w", l.path, err)
 		}
-		l.seq, l.prev = t.seq, t.prev
+		if !l.known || size != l.end {
+			l.known = false
+			if t, err = scanTail(l.f, size); err != nil {
+				var ce *CorruptError
+				if errors.As(err, &ce) {
+					ce.Path = l.path
+					return ce
+				}
+				return fmt.Errorf("ledger %q: %w", l.path, err)
+			}
+			l.seq, l.prev = t.seq, t.prev
+		}
 	}
 
 	buf := l.buf[:0]
@@ -260,20 +345,18 @@ func (l *Ledger) writeBatch(batch []*request) ([]Record, error) {
 		buf, prev = appendLine(buf, &l.hdr, seq, l.now(), EventGenesis, genesisData, &prev)
 	}
 	if t.torn != nil {
-		data, err := json.Marshal(t.torn)
-		if err != nil {
-			return nil, fmt.Errorf("encode recovery record: %w", err)
-		}
+		e := dataEncoder{keys: l.redact}
+		e.recovered(t.torn)
 		seq++
-		buf, prev = appendLine(buf, &l.hdr, seq, l.now(), EventRecovered, data, &prev)
+		buf, prev = appendLine(buf, &l.hdr, seq, l.now(), EventRecovered, e.buf, &prev)
 	}
-	recs := make([]Record, len(batch))
-	for i, r := range batch {
+	b.seq0, b.prev0 = seq+1, prev
+	for i := range b.reqs {
+		r := &b.reqs[i]
 		seq++
-		p := prev
-		now := l.now().UTC()
-		buf, prev = appendLine(buf, &l.hdr, seq, now, r.event, r.data, &p)
-		recs[i] = l.record(seq, now, r, p, prev)
+		r.time = l.now().UTC()
+		buf, prev = appendLine(buf, &l.hdr, seq, r.time, r.event, r.data, &prev)
+		r.hash = prev
 	}
 	if cap(buf) <= 1<<20 {
 		l.buf = buf
@@ -282,17 +365,34 @@ func (l *Ledger) writeBatch(batch []*request) ([]Record, error) {
 	if _, err := l.f.Write(buf); err != nil {
 		werr := &WriteError{Path: l.path, Op: "write", Err: err}
 		l.kill(werr)
-		return nil, werr
+		return werr
 	}
 	l.known, l.end, l.seq, l.prev = true, size+int64(len(buf)), seq, prev
-	return recs, nil
+	return nil
 }
 
-func (l *Ledger) record(seq uint64, t time.Time, r *request, prev, hash [hexLen]byte) Record {
+// genesisData is the data of a ledger's first record.
+var genesisData = func() []byte {
+	b, _ := json.Marshal(genesis{Format: FormatVersion, Algorithm: "sha256"})
+	return b
+}()
+
+// record returns the record of b.reqs[i]; b is finished, without error.
+func (l *Ledger) record(b *batch, i int) Record {
+	r := &b.reqs[i]
+	prev := &b.prev0
+	if i > 0 {
+		prev = &b.reqs[i-1].hash
+	}
+	// One string holds both hashes: one allocation, not two.
+	var both [2 * hexLen]byte
+	copy(both[:], prev[:])
+	copy(both[hexLen:], r.hash[:])
+	hashes := string(both[:])
 	return Record{
-		Version: FormatVersion, Seq: seq, Time: t,
+		Version: FormatVersion, Seq: b.seq0 + uint64(i), Time: r.time,
 		Host: l.opts.Host, Session: l.opts.SessionID, PID: l.opts.PID, UID: l.opts.UID,
 		Event: r.event, Profile: l.opts.Profile, ProfileHash: l.opts.ProfileHash,
-		Data: r.data, Prev: string(prev[:]), Hash: string(hash[:]),
+		Data: r.data, Prev: hashes[:hexLen], Hash: hashes[hexLen:],
 	}
 }

@@ -14,8 +14,10 @@
 // [Ledger.Append] returns only after the record's line is written and
 // fdatasync'ed. Appends that arrive while the handle is busy are committed
 // together, with one write and one fdatasync (group commit), and the next
-// batch is written while the previous one syncs; a lone append is never
-// held back by a timer. [Verify] checks a whole ledger;
+// batch is written while the previous one syncs. After a sync, the next
+// batch is not written before the appenders it answered have woken up, so
+// that those that append again at once join it; a lone append is never
+// held back, and nothing waits on a timer. [Verify] checks a whole ledger;
 // [ResolvePath] finds it; [Redact] says what is kept of event fields.
 //
 // # Line format (version 1)

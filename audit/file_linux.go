@@ -16,6 +16,8 @@ type osFile struct {
 	f    *os.File
 	fd   int
 	path string
+	// The open file's device and inode, which never change.
+	dev, ino uint64
 }
 
 // openFile opens path for appending, creating it and its missing parent
@@ -39,12 +41,13 @@ func openFile(path string, mode fs.FileMode) (ledgerFile, error) {
 		return nil, fmt.Errorf("open ledger %q: %w", path, err)
 	}
 	o := &osFile{f: f, fd: int(f.Fd()), path: path}
-	fi, err := f.Stat()
-	if err != nil {
+	var st unix.Stat_t
+	if err := unix.Fstat(o.fd, &st); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("stat ledger %q: %w", path, err)
+		return nil, fmt.Errorf("stat ledger %q: %w", path, os.NewSyscallError("fstat", err))
 	}
-	if !fi.Mode().IsRegular() {
+	o.dev, o.ino = uint64(st.Dev), uint64(st.Ino)
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		f.Close()
 		return nil, fmt.Errorf("open ledger %q: %w", path, ErrNotRegular)
 	}
@@ -133,19 +136,17 @@ func (o *osFile) Size() (int64, error) {
 }
 
 // SamePath reports whether the ledger's path still names the open file; it
-// does not once the file was renamed, removed or replaced.
+// does not once the file was renamed, removed or replaced. It costs one
+// stat(2) of the path: the writer asks before every batch.
 func (o *osFile) SamePath() (bool, error) {
-	var st, pst unix.Stat_t
-	if err := unix.Fstat(o.fd, &st); err != nil {
-		return false, os.NewSyscallError("fstat", err)
-	}
+	var pst unix.Stat_t
 	if err := unix.Stat(o.path, &pst); err != nil {
 		if err == unix.ENOENT {
 			return false, nil
 		}
 		return false, &os.PathError{Op: "stat", Path: o.path, Err: err}
 	}
-	return st.Dev == pst.Dev && st.Ino == pst.Ino, nil
+	return uint64(pst.Dev) == o.dev && uint64(pst.Ino) == o.ino, nil
 }
 
 func (o *osFile) ReadAt(p []byte, off int64) (int, error) { return o.f.ReadAt(p, off) }

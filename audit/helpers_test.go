@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -128,6 +129,49 @@ func memLedger(t testing.TB, m *memFile, o Options) *Ledger {
 	l.now = fixedClock()
 	t.Cleanup(func() { l.Close() })
 	return l
+}
+
+// heldSync returns a ledger on a memFile whose first append is in
+// fdatasync, where it stays until release is called; release returns once
+// that append has.
+func heldSync(t *testing.T) (m *memFile, l *Ledger, release func()) {
+	t.Helper()
+	m = &memFile{syncGate: make(chan struct{}), syncCalled: make(chan struct{}, 1)}
+	l = memLedger(t, m, fixedOptions)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if _, err := l.Append(context.Background(), "first", nil); err != nil {
+			t.Error(err)
+		}
+	}()
+	<-m.syncCalled
+	return m, l, func() {
+		m.mu.Lock()
+		m.syncCalled = nil
+		m.mu.Unlock()
+		close(m.syncGate)
+		<-done
+	}
+}
+
+// waitQueued waits until n appends after the first are written to m or
+// queued in l.
+func waitQueued(m *memFile, l *Ledger, n int) {
+	for bytes.Count(m.bytes(), []byte("\n"))-2+l.pendingAppends() < n {
+		runtime.Gosched()
+	}
+}
+
+// pendingAppends returns the number of appends the writer has not taken.
+func (l *Ledger) pendingAppends() int {
+	l.qmu.Lock()
+	defer l.qmu.Unlock()
+	n := 0
+	for _, b := range l.pending {
+		n += len(b.reqs)
+	}
+	return n
 }
 
 // buildLedger returns a ledger of n decision records after the genesis

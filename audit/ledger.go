@@ -1,8 +1,8 @@
 package audit
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io/fs"
 	"math"
@@ -60,16 +60,20 @@ type Ledger struct {
 
 	f    ledgerFile
 	now  func() time.Time
-	reqs chan *request
 	done chan struct{}
 
-	// Between the writer goroutine and syncLoop.
-	toSync chan job
-	synced chan struct{}
-	dead   atomic.Pointer[error]
+	// Between the appenders and the writer goroutine.
+	qmu       sync.Mutex
+	pending   []*batch // oldest first
+	open      *batch   // the last of pending, still taking appends
+	closed    bool
+	batchHint int           // size of the last batch taken
+	wake      chan struct{} // see signal
 
-	mu     sync.RWMutex // held for reading while sending on reqs
-	closed bool
+	// Between the writer goroutine and syncLoop.
+	toSync chan *batch
+	synced chan *batch // batches answered
+	dead   atomic.Pointer[error]
 
 	// Owned by the writer goroutine.
 	known    bool   // end, seq and prev describe the file
@@ -146,9 +150,9 @@ func newLedger(path string, o Options, f ledgerFile) (*Ledger, error) {
 		overhead: len(probe),
 		f:        f,
 		now:      time.Now,
-		reqs:     make(chan *request, maxBatch),
-		toSync:   make(chan job, maxInflight),
-		synced:   make(chan struct{}, maxInflight),
+		wake:     make(chan struct{}, 1),
+		toSync:   make(chan *batch, maxInflight),
+		synced:   make(chan *batch, maxInflight),
 		done:     make(chan struct{}),
 	}
 	go l.run()
@@ -213,25 +217,25 @@ func (l *Ledger) append(ctx context.Context, typ string, fields any, queued bool
 	if err := l.Err(); err != nil {
 		return Record{}, err
 	}
-	req := &request{event: typ, data: data, done: make(chan result, 1), queued: queued}
-	l.mu.RLock()
-	if l.closed {
-		l.mu.RUnlock()
-		return Record{}, fmt.Errorf("append %s to ledger %q: %w", typ, l.path, ErrClosed)
+	b, i, err := l.enqueue(request{event: typ, data: data, queued: queued})
+	if err != nil {
+		return Record{}, fmt.Errorf("append %s to ledger %q: %w", typ, l.path, err)
 	}
-	select {
-	case l.reqs <- req:
-	case <-ctx.Done():
-		l.mu.RUnlock()
-		return Record{}, fmt.Errorf("append %s to ledger %q: %w", typ, l.path, ctx.Err())
+	if cancel := ctx.Done(); cancel != nil {
+		select {
+		case <-b.done:
+		case <-cancel:
+			l.resume(b)
+			return Record{}, fmt.Errorf("append %s to ledger %q: %w", typ, l.path, ctx.Err())
+		}
+	} else {
+		<-b.done // context.Background and the like: no select needed
 	}
-	l.mu.RUnlock()
-	select {
-	case res := <-req.done:
-		return res.rec, res.err
-	case <-ctx.Done():
-		return Record{}, fmt.Errorf("append %s to ledger %q: %w", typ, l.path, ctx.Err())
+	l.resume(b)
+	if b.err != nil {
+		return Record{}, b.err
 	}
+	return l.record(b, i), nil
 }
 
 // Log appends ev under its own event type; see Append.
@@ -246,30 +250,46 @@ func (l *Ledger) encode(fields any) ([]byte, error) {
 	if fields == nil {
 		return []byte("{}"), nil
 	}
-	data, err := json.Marshal(fields)
+	bp := encodeBufs.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= maxPooledBuf {
+			encodeBufs.Put(bp)
+		}
+	}()
+	e := dataEncoder{buf: (*bp)[:0], keys: l.redact, limit: l.limit}
+	redact, err := e.fields(fields)
+	*bp = e.buf
 	if err != nil {
 		return nil, fmt.Errorf("encode event fields: %w", err)
 	}
+	data := e.buf
 	if len(data) == 0 || data[0] != '{' {
 		return nil, fmt.Errorf("event fields must encode to a JSON object, not %.20q", data)
 	}
-	if !mayRedact(data, l.redact, l.limit) {
-		return data, nil
+	if !redact {
+		return bytes.Clone(data), nil
 	}
 	return redactJSON(data, l.redact.norm, l.limit)
 }
 
+// encodeBufs holds the buffers encode writes into before it copies the
+// result, at its exact size, for the record; maxPooledBuf bounds what it
+// keeps.
+var encodeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+const maxPooledBuf = 64 << 10
+
 // Close waits for pending appends to be committed and closes the file.
 // Appends after Close fail with ErrClosed.
 func (l *Ledger) Close() error {
-	l.mu.Lock()
+	l.qmu.Lock()
 	if l.closed {
-		l.mu.Unlock()
+		l.qmu.Unlock()
 		return nil
 	}
 	l.closed = true
-	close(l.reqs)
-	l.mu.Unlock()
+	l.qmu.Unlock()
+	l.signal()
 	<-l.done
 	if l.fileDone {
 		return nil

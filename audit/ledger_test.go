@@ -6,7 +6,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -173,15 +172,8 @@ func TestAppendRedacts(t *testing.T) {
 // written: they must go out in at most two more writes and syncs (one batch
 // may be written while the first sync runs).
 func TestGroupCommit(t *testing.T) {
-	m := &memFile{syncGate: make(chan struct{}), syncCalled: make(chan struct{}, 1)}
-	l := memLedger(t, m, fixedOptions)
+	m, l, release := heldSync(t)
 	var wg sync.WaitGroup
-	wg.Go(func() {
-		if _, err := l.Append(ctx, "first", nil); err != nil {
-			t.Error(err)
-		}
-	})
-	<-m.syncCalled // the first batch is in fdatasync
 	for range 63 {
 		wg.Go(func() {
 			if _, err := l.Append(ctx, "later", nil); err != nil {
@@ -189,20 +181,37 @@ func TestGroupCommit(t *testing.T) {
 			}
 		})
 	}
-	// Wait until every append is written or queued behind the held sync.
-	for bytes.Count(m.bytes(), []byte("\n"))-2+len(l.reqs) < 63 {
-		runtime.Gosched()
-	}
-	m.mu.Lock()
-	m.syncCalled = nil
-	m.mu.Unlock()
-	close(m.syncGate)
+	waitQueued(m, l, 63)
+	release()
 	wg.Wait()
 	if w, s := m.counts(); w > 3 || s > 3 {
 		t.Fatalf("64 appends made %d writes and %d syncs, want at most 3 of each", w, s)
 	}
 	if rep := mustVerify(t, m.bytes()); rep.Records != 65 {
 		t.Fatalf("Verify = %d records, want 65", rep.Records)
+	}
+}
+
+// TestGiveUpWhileQueued: an append whose context ends while its batch
+// waits gives up, and the writer, which waits for the appenders of a batch
+// just synced to wake up before it writes again, does not wait for it.
+func TestGiveUpWhileQueued(t *testing.T) {
+	m, l, release := heldSync(t)
+	cctx, cancel := context.WithCancel(ctx)
+	gaveUp := make(chan error, 1)
+	go func() {
+		_, err := l.Append(cctx, "given_up", nil)
+		gaveUp <- err
+	}()
+	waitQueued(m, l, 1)
+	cancel()
+	if err := <-gaveUp; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Append(cancelled context) = %v, want context.Canceled", err)
+	}
+	release()
+	// A hang here is the bug: the writer waiting for the append that gave up.
+	if _, err := l.Append(ctx, "later", nil); err != nil {
+		t.Fatalf("Append after one that gave up = %v", err)
 	}
 }
 

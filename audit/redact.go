@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"reflect"
 	"strings"
 	"unicode/utf8"
 )
@@ -144,6 +145,10 @@ type keyMatcher struct {
 	norm    []string // normalized keys
 	minLen  int
 	byFirst [256][]string
+	// membersMayMatch says whether a member name of this package's event
+	// types could match: with the default keys none does, and the encoder
+	// need not look at them one by one.
+	membersMayMatch bool
 }
 
 func newKeyMatcher(keys []string) *keyMatcher {
@@ -152,8 +157,29 @@ func newKeyMatcher(keys []string) *keyMatcher {
 		m.minLen = min(m.minLen, len(n))
 		m.byFirst[n[0]] = append(m.byFirst[n[0]], n)
 	}
+	for _, name := range eventMembers {
+		if len(m.norm) > 0 && m.mayMatch([]byte(name)) {
+			m.membersMayMatch = true
+		}
+	}
 	return m
 }
+
+// eventMembers are the member names of the data of this package's event
+// types, as encoding/json names them.
+var eventMembers = func() []string {
+	var names []string
+	for _, t := range []reflect.Type{
+		reflect.TypeFor[Decision](), reflect.TypeFor[SessionStart](),
+		reflect.TypeFor[SessionEnd](), reflect.TypeFor[Recovered](),
+	} {
+		for i := range t.NumField() {
+			name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+			names = append(names, name)
+		}
+	}
+	return names
+}()
 
 // match reports whether folded contains a normalized key.
 func (m *keyMatcher) match(folded []byte) bool {
@@ -184,7 +210,6 @@ func mayRedact(data []byte, m *keyMatcher, limit int) bool {
 	if len(m.norm) == 0 {
 		return false
 	}
-	var buf [256]byte
 	for i := 0; i < len(data); {
 		// The next string: jump to its opening quote, then from escape
 		// to escape to its closing one.
@@ -193,7 +218,7 @@ func mayRedact(data []byte, m *keyMatcher, limit int) bool {
 			return false
 		}
 		start := i + q + 1
-		end, escaped := start, false
+		end := start
 		for {
 			if end >= len(data) {
 				return true // not valid JSON: let the slow path say so
@@ -206,7 +231,6 @@ func mayRedact(data []byte, m *keyMatcher, limit int) bool {
 			if data[end] == '"' {
 				break
 			}
-			escaped = true
 			end += 2
 		}
 		i = end + 1
@@ -217,27 +241,35 @@ func mayRedact(data []byte, m *keyMatcher, limit int) bool {
 		if j >= len(data) || data[j] != ':' {
 			continue // a value
 		}
-		key := data[start:end]
-		if escaped || len(key) > len(buf) {
-			return true
-		}
-		folded := buf[:0]
-		for _, c := range key {
-			switch {
-			case c >= utf8.RuneSelf:
-				return true
-			case c == '_' || c == '-' || c == '.' || c == ' ':
-				continue
-			case c >= 'A' && c <= 'Z':
-				c += 'a' - 'A'
-			}
-			folded = append(folded, c)
-		}
-		if m.match(folded) {
+		if m.mayMatch(data[start:end]) {
 			return true
 		}
 	}
 	return false
+}
+
+// mayMatch reports whether key, an object key as it is in JSON text,
+// without its quotes, could match a redaction key once decoded: it does if
+// its folded bytes contain one, and it may if it holds escapes or non-ASCII
+// bytes, or is too long to fold here.
+func (m *keyMatcher) mayMatch(key []byte) bool {
+	var buf [256]byte
+	if len(key) > len(buf) {
+		return true
+	}
+	folded := buf[:0]
+	for _, c := range key {
+		switch {
+		case c >= utf8.RuneSelf || c == '\\':
+			return true
+		case c == '_' || c == '-' || c == '.' || c == ' ':
+			continue
+		case c >= 'A' && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		folded = append(folded, c)
+	}
+	return m.match(folded)
 }
 
 // redactJSON applies Redact to an encoded JSON value and re-encodes it
