@@ -27,6 +27,16 @@
 // [*SetupError] values. It stays as PID 1 of the sandbox, reaping orphans
 // and relaying signals, until the command exits.
 //
+// # Signals
+//
+// [Process.Signal] writes each signal for the command on the spec pipe,
+// and the init stage relays it; [Run] does so for SIGINT, SIGTERM, SIGHUP,
+// SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH when vm-run receives them.
+// SIGKILL ends the init stage, and with it the whole sandbox. A signal
+// sent to the init stage itself, by the command or from the host, is
+// dropped: the command can neither crash its PID 1 nor have it signal
+// anyone, and it starts with every signal at its default action.
+//
 // [Run] does it all and waits. [Spawn] starts the init stage before the
 // spec exists, so that its namespaces and runtime come up while the caller
 // loads the profile and writes the ledger; [Pending.Start] sends the spec.

@@ -19,6 +19,20 @@ import (
 	"github.com/vm-run/vm-run/seccomp"
 )
 
+// The init stage runs on the main thread, the one whose tid is PID 1: "all
+// init functions are run on the startup thread", and locking it here keeps
+// main, and so InitMain, on it (runtime.LockOSThread; runc's init.go does
+// the same). kill(1, sig) from the command is checked against that thread
+// (check_kill_permission in kernel/signal.c), and below Landlock ABI 8
+// every thread has a Landlock domain of its own, which signal scoping
+// compares (see landlock.Rules.Restrict): forked from any other thread, the
+// command could signal PID 1 on some runs and not on others.
+func init() {
+	if len(os.Args) > 0 && os.Args[0] == InitArg0 {
+		runtime.LockOSThread()
+	}
+}
+
 // InitMain is the init stage: PID 1 of the sandbox's namespaces. It reads
 // the spec, builds the sandbox in the order the kernel requires, starts the
 // command and reaps until the command ends. It never returns.
@@ -43,7 +57,7 @@ func InitMain() {
 	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
 		fail(setupErr("parent-death signal", os.NewSyscallError("prctl", err), ""))
 	}
-	s, err := readSpec()
+	s, specPipe, err := readSpec()
 	if err != nil {
 		fail(setupErr("read spec", err, ""))
 	}
@@ -58,11 +72,12 @@ func InitMain() {
 		}
 		fail(setupErr("sandbox", err, ""))
 	}
-	// Catch the forwarded signals before the command exists: one sent as
-	// soon as it starts must reach it, not end PID 1 by Go's default
-	// handling.
-	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, append([]os.Signal{unix.SIGCHLD}, forwarded...)...)
+	// Before the command exists: it may signal PID 1 as soon as it runs,
+	// before the parent even learns that it started.
+	chld, err := catchSignals()
+	if err != nil {
+		fail(setupErr("signals", err, ""))
+	}
 	pid, err := startCommand(s)
 	if err != nil {
 		var se *SetupError
@@ -70,7 +85,7 @@ func InitMain() {
 		fail(se)
 	}
 	report.Encode(message{Started: pid})
-	st := reap(pid, sigs)
+	st := reap(pid, chld, relayed(specPipe))
 	report.Encode(message{Exit: &st})
 	// Returning from PID 1 makes the kernel kill every process left in the
 	// PID namespace, daemonized grandchildren included
@@ -78,24 +93,24 @@ func InitMain() {
 	os.Exit(0)
 }
 
-func readSpec() (*Spec, error) {
+// readSpec reads the spec from the spec pipe and returns the decoder, from
+// which the relayed signals follow.
+func readSpec() (*Spec, *json.Decoder, error) {
 	f := os.NewFile(specFd, "spec")
 	dec := json.NewDecoder(f)
 	dec.DisallowUnknownFields()
 	var s Spec
 	if err := dec.Decode(&s); err != nil {
-		return nil, fmt.Errorf("decode: %w", err)
+		return nil, nil, fmt.Errorf("decode: %w", err)
 	}
-	return &s, nil
+	return &s, dec, nil
 }
 
 // parentGone reports whether the parent closed (by dying) the spec pipe.
 func parentGone() bool {
 	fds := []unix.PollFd{{Fd: specFd, Events: unix.POLLIN}}
 	n, err := unix.Poll(fds, 0)
-	gone := err == nil && n > 0 && fds[0].Revents&unix.POLLHUP != 0
-	unix.Close(specFd)
-	return gone
+	return err == nil && n > 0 && fds[0].Revents&unix.POLLHUP != 0
 }
 
 func setupErr(op string, err error, hint string) *SetupError {
@@ -252,9 +267,98 @@ func execError(name string, err error) *SetupError {
 	}
 }
 
-// reap forwards signals to the command and reaps every child until the
-// command itself exits. Orphans re-parented to PID 1 are reaped on the way.
-func reap(pid int, sigs <-chan os.Signal) Status {
+// The init stage is PID 1 of the sandbox's PID namespace, and the command
+// may signal it. The kernel delivers a signal to a namespace's init, from
+// inside the namespace or from an ancestor, only if init has a handler for
+// it; only SIGKILL and SIGSTOP from an ancestor are forced
+// (pid_namespaces(7)). The Go runtime has a handler for every signal, and
+// by default a SIGTERM, SIGHUP or SIGINT ends the process, a SIGQUIT,
+// SIGABRT, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP or SIGSYS makes it
+// crash with a dump of its goroutines: vm-run's own failure, to the parent.
+//
+// So no signal reaching PID 1 is relayed to the command, whoever sent it:
+// the parent writes the signals for the command on the spec pipe, which
+// only it holds (relayed), and PID 1 drops every signal but SIGCHLD.
+
+// faultSignals are the signals the Go runtime takes for a fault of its own
+// unless a process sent them with kill(2) or tgkill(2) (si_code SI_USER or
+// SI_TKILL, sigFromUser in runtime/os_linux.go); sent by
+// pidfd_send_signal(2) or rt_sigqueueinfo(2) with si_code SI_QUEUE they
+// crash it even with a handler from os/signal (sighandler in
+// runtime/signal_unix.go; they lack _SigNotify in
+// runtime/sigtab_linux_generic.go).
+var faultSignals = []unix.Signal{unix.SIGILL, unix.SIGTRAP, unix.SIGBUS, unix.SIGFPE,
+	unix.SIGSEGV, unix.SIGSTKFLT, unix.SIGSYS}
+
+// catchSignals makes PID 1 immune to every signal the command can send it
+// and returns the channel of SIGCHLD, on which it reaps.
+//
+//   - faultSignals get their default action back (restoreDefault): the
+//     kernel then delivers none to a namespace's init, whoever sends it
+//     (SIGNAL_UNKILLABLE in sig_task_ignored, kernel/signal.c). A real
+//     fault of PID 1 still kills it, by the signal instead of a Go panic:
+//     for a fault it raises with the default action, the kernel lifts
+//     SIGNAL_UNKILLABLE (force_sig_info_to_task).
+//   - 32 to 34 stay as they are. The handlers there act only when the
+//     process itself asked: glibc's for its SIGCANCEL and SIGSETXID and
+//     psx's, which shares 33, want si_code SI_TKILL from their own pid;
+//     the runtime's for the same per-thread system calls without cgo
+//     (runPerThreadSyscall) wants a call it is running. A signal without
+//     a handler the kernel drops.
+//   - Every other signal but SIGKILL and SIGSTOP goes through os/signal to
+//     a channel nobody reads ("Package signal will not block sending to
+//     c"): the runtime hands these to os/signal whatever their si_code.
+//     Not signal.Ignore: the SIG_IGN it sets would pass to the command,
+//     which execve(2) keeps (signal(7)).
+//
+// Handled signals are reset to SIG_DFL at execve, so the command starts
+// with every signal at its default action.
+func catchSignals() (<-chan os.Signal, error) {
+	chld := make(chan os.Signal, 1)
+	signal.Notify(chld, unix.SIGCHLD)
+	var drop []os.Signal
+	for sig := unix.Signal(1); sig <= 64; sig++ {
+		switch {
+		case sig == unix.SIGKILL || sig == unix.SIGSTOP || sig == unix.SIGCHLD:
+		case slices.Contains(faultSignals, sig):
+			if err := restoreDefault(sig); err != nil {
+				return nil, fmt.Errorf("restore the default action of %v: %w", sig, err)
+			}
+		case sig >= 32 && sig <= 34:
+		default:
+			drop = append(drop, sig)
+		}
+	}
+	signal.Notify(make(chan os.Signal, 1), drop...)
+	if err := resetIgnored(); err != nil {
+		return nil, fmt.Errorf("reset ignored signals: %w", err)
+	}
+	return chld, nil
+}
+
+// relayed reads the signals for the command that the parent writes on the
+// spec pipe after the spec, until the parent closes it. A line it cannot
+// decode ends the stream: the parent never writes one.
+func relayed(dec *json.Decoder) <-chan unix.Signal {
+	c := make(chan unix.Signal, 16)
+	go func() {
+		for {
+			var r relay
+			if err := dec.Decode(&r); err != nil {
+				return
+			}
+			if r.Signal > 0 && r.Signal <= 64 {
+				c <- unix.Signal(r.Signal)
+			}
+		}
+	}()
+	return c
+}
+
+// reap relays the parent's signals to the command and reaps every child
+// until the command itself exits. Orphans re-parented to PID 1 are reaped
+// on the way. No signal goes to the command once it is reaped.
+func reap(pid int, chld <-chan os.Signal, relays <-chan unix.Signal) Status {
 	for {
 		for {
 			var ws unix.WaitStatus
@@ -272,9 +376,10 @@ func reap(pid int, sigs <-chan os.Signal) Status {
 				return Status{Code: ws.ExitStatus()}
 			}
 		}
-		sig := <-sigs
-		if sig != unix.SIGCHLD {
-			unix.Kill(pid, sig.(unix.Signal))
+		select {
+		case <-chld:
+		case sig := <-relays:
+			unix.Kill(pid, sig)
 		}
 	}
 }

@@ -25,7 +25,8 @@ const (
 	statusFd = 4
 )
 
-// forwarded are the signals the parent relays to the command.
+// forwarded are the signals the parent relays to the command when it
+// receives them.
 var forwarded = []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH}
 
 // Stdio are the command's standard streams.
@@ -40,12 +41,20 @@ type message struct {
 	Exit    *Status     `json:"exit,omitempty"`
 }
 
+// relay is one line on the spec pipe after the spec, from the parent to the
+// init stage: a signal for the command. Signals sent to the init stage
+// itself are dropped (see catchSignals), so that the command cannot have
+// PID 1 signal it, or crash it.
+type relay struct {
+	Signal int `json:"signal"`
+}
+
 // Process is a running sandbox.
 type Process struct {
 	cmd    *exec.Cmd
 	status *os.File
 	dec    *json.Decoder
-	life   *os.File // write end of the spec pipe; closing it tells init the parent is gone
+	life   *os.File // write end of the spec pipe: relayed signals; closing it tells init the parent is gone
 	sigs   chan os.Signal
 	done   chan struct{}
 	closed sync.Once
@@ -265,15 +274,39 @@ func (p *Process) forward() {
 	for {
 		select {
 		case sig := <-p.sigs:
-			p.cmd.Process.Signal(sig)
+			p.Signal(sig)
 		case <-p.done:
 			return
 		}
 	}
 }
 
-// Signal sends sig to the command (through the init stage).
-func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
+// Signal sends sig to the command: it writes it on the spec pipe, and the
+// init stage relays it. SIGKILL goes to the init stage itself, which ends
+// the whole sandbox at once, as if it were the command's. Once the sandbox
+// has ended, Signal returns os.ErrProcessDone.
+func (p *Process) Signal(sig os.Signal) error {
+	s, ok := sig.(syscall.Signal)
+	if !ok || s <= 0 || s > 64 {
+		return fmt.Errorf("relay signal %v: not a signal number from 1 to 64", sig)
+	}
+	if s == unix.SIGKILL {
+		return p.cmd.Process.Signal(sig)
+	}
+	line, err := json.Marshal(relay{Signal: int(s)})
+	if err != nil {
+		return err
+	}
+	// One write of a few bytes: atomic on a pipe (pipe(7), PIPE_BUF), so
+	// concurrent calls cannot interleave.
+	if _, err := p.life.Write(append(line, '\n')); err != nil {
+		if errors.Is(err, syscall.EPIPE) || errors.Is(err, os.ErrClosed) {
+			return os.ErrProcessDone
+		}
+		return fmt.Errorf("relay signal %v: %w", sig, err)
+	}
+	return nil
+}
 
 // Wait waits for the command to end and returns how it ended. When it
 // returns, no process of the sandbox is left: the init stage is PID 1 of

@@ -125,11 +125,10 @@ func syncScript(marker string, trapped ...string) string {
 	return b.String()
 }
 
-// runSynced runs s, a syncScript, and calls act once the init stage is
-// known to forward signals: it sends SIGWINCH, harmless to the init stage
-// before it forwards (Go ignores it without signal.Notify), until the
-// command answers. It returns the lines the command printed besides
-// "ready" and "sync".
+// runSynced runs s, a syncScript, and calls act once the command is known
+// to have set its traps: it sends SIGWINCH, which the shell ignores until
+// then, until the command answers. It returns the lines the command printed
+// besides "ready" and "sync".
 func runSynced(t *testing.T, s *sandbox.Spec, act func(*sandbox.Process)) ([]string, sandbox.Status, error) {
 	t.Helper()
 	outR, outW, err := os.Pipe()

@@ -171,17 +171,21 @@ func parentMain() int {
 
 // probeMain is the probeArg0 program. "tcp" listens on 127.0.0.1, connects
 // to itself and echoes a byte; it prints "ok" or the first error.
+// "signal-init" is signalInit.
 func probeMain(args []string) int {
-	if len(args) != 1 || args[0] != "tcp" {
-		fmt.Fprintf(os.Stderr, "probe: unknown arguments %q\n", args)
-		return 2
+	switch {
+	case len(args) == 1 && args[0] == "tcp":
+		if err := loopbackEcho(); err != nil {
+			fmt.Println(err)
+			return 1
+		}
+		fmt.Println("ok")
+		return 0
+	case len(args) == 2 && args[0] == "signal-init":
+		return signalInit(args[1])
 	}
-	if err := loopbackEcho(); err != nil {
-		fmt.Println(err)
-		return 1
-	}
-	fmt.Println("ok")
-	return 0
+	fmt.Fprintf(os.Stderr, "probe: unknown arguments %q\n", args)
+	return 2
 }
 
 func loopbackEcho() error {

@@ -14,7 +14,9 @@ const Available = true
 // uintptr(-int(errno)) or pass it to [Errno].
 //
 // The call does not tell the Go scheduler that it may block; use it only for
-// calls that return at once.
+// calls that return at once. On a kernel without the ia32 entry the
+// instruction faults and the Go runtime ends the process; [TryInt80] turns
+// that fault into [ErrNoIA32].
 //
 //go:noescape
 func Int80(nr, a1, a2, a3 uintptr) (r uintptr)

@@ -7,7 +7,8 @@ import "syscall"
 // Available reports whether this build can issue ia32 and x32 calls.
 const Available = false
 
-// Int80 returns -ENOSYS: there is no ia32 entry on this platform.
+// Int80 returns -ENOSYS: there is no ia32 entry on this platform, so
+// [TryInt80] never returns [ErrNoIA32] here.
 func Int80(nr, a1, a2, a3 uintptr) (r uintptr) {
 	return ^uintptr(syscall.ENOSYS) + 1
 }

@@ -4,9 +4,9 @@ package sysprobe
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,58 +14,81 @@ import (
 
 const childEnv = "VMRUN_SYSPROBE_CHILD"
 
-// TestMain runs the ia32 probe in a child process when asked to: without ia32
-// emulation int $0x80 kills the process with SIGSEGV, which must not take the
-// test binary down.
+// TestMain runs a bare Int80 in a child process when asked to, for
+// TestInt80Fault: without the ia32 entry it ends the process.
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) == "int80-getpid" {
-		r := Int80(IA32Getpid, 0, 0, 0)
-		fmt.Printf("%d %d\n", int64(r), os.Getpid())
+		Int80(IA32Getpid, 0, 0, 0)
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
 }
 
-func TestInt80Getpid(t *testing.T) {
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), childEnv+"=int80-getpid")
-	out, err := cmd.Output()
-	var exit *exec.ExitError
-	if errors.As(err, &exit) {
-		ws := exit.Sys().(syscall.WaitStatus)
-		if ws.Signaled() && ws.Signal() == syscall.SIGSEGV {
-			t.Skip("kernel has no ia32 emulation (CONFIG_IA32_EMULATION or ia32_emulation=0)")
+// TestTryInt80Getpid runs getpid through the ia32 entry in the test process
+// itself: with ia32 emulation it must return the pid, and without it the
+// fault must come back as ErrNoIA32 instead of killing the process.
+func TestTryInt80Getpid(t *testing.T) {
+	r, err := TryInt80(IA32Getpid, 0, 0, 0)
+	switch {
+	case errors.Is(err, ErrNoIA32):
+		t.Logf("TryInt80(IA32Getpid): %v", err)
+	case err != nil:
+		t.Fatalf("TryInt80(IA32Getpid) = %d, %v; want the pid or ErrNoIA32", r, err)
+	case r != uintptr(os.Getpid()):
+		t.Errorf("TryInt80(IA32Getpid) = %d, want the pid %d", int64(r), os.Getpid())
+	}
+}
+
+// TestTryInt80Repeat faults (or not) many times on one goroutine and checks
+// that each answer is the first one and that the caller's panic-on-fault
+// setting is restored: a recovered fault must leave nothing behind.
+func TestTryInt80Repeat(t *testing.T) {
+	_, first := TryInt80(IA32Getpid, 0, 0, 0)
+	for i := range 100 {
+		if r, err := TryInt80(IA32Getpid, 0, 0, 0); err != first || (err == nil && r != uintptr(os.Getpid())) {
+			t.Fatalf("call %d: TryInt80(IA32Getpid) = %d, %v; want the pid or ErrNoIA32 as the first call (%v)", i, int64(r), err, first)
 		}
 	}
-	if err != nil {
-		t.Fatalf("int80 child: %v", err)
+	if debug.SetPanicOnFault(false) {
+		t.Errorf("SetPanicOnFault left on after TryInt80")
 	}
-	f := strings.Fields(string(out))
-	if len(f) != 2 {
-		t.Fatalf("int80 child printed %q, want two numbers", out)
+	debug.SetPanicOnFault(true)
+	TryInt80(IA32Getpid, 0, 0, 0)
+	if !debug.SetPanicOnFault(false) {
+		t.Errorf("SetPanicOnFault(true) of the caller turned off by TryInt80")
 	}
-	if f[0] != f[1] {
-		t.Errorf("Int80(IA32Getpid) = %s, want the child's pid %s", f[0], f[1])
+}
+
+// TestInt80Fault shows why TryInt80 exists: a bare Int80 on a kernel without
+// the ia32 entry ends the process by the Go runtime's "fatal error: fault"
+// (exit status 2), not by SIGSEGV, so the fault must be caught in process.
+func TestInt80Fault(t *testing.T) {
+	if _, err := TryInt80(IA32Getpid, 0, 0, 0); err == nil {
+		t.Skip("int $0x80 works on this kernel: nothing faults")
 	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"=int80-getpid")
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), "fatal error: fault") {
+		t.Errorf("bare Int80 without ia32: %v, output %q; want exit status 2 and %q", err, firstLine(out), "fatal error: fault")
+	}
+}
+
+func firstLine(b []byte) string {
+	l, _, _ := strings.Cut(string(b), "\n")
+	return l
 }
 
 func TestInt80Errno(t *testing.T) {
-	if !ia32Emulation(t) {
-		t.Skip("kernel has no ia32 emulation (CONFIG_IA32_EMULATION or ia32_emulation=0)")
-	}
 	// No ia32 syscall has number 0xfffff; the kernel answers -ENOSYS.
-	if got := Errno(Int80(0xfffff, 0, 0, 0)); got != syscall.ENOSYS {
-		t.Errorf("Errno(Int80(0xfffff)) = %v, want ENOSYS", got)
+	r, err := TryInt80(0xfffff, 0, 0, 0)
+	if errors.Is(err, ErrNoIA32) {
+		t.Skip("kernel has no ia32 entry (CONFIG_IA32_EMULATION, ia32_emulation=0, or a platform that does not route int $0x80)")
 	}
-}
-
-// ia32Emulation runs the getpid probe in a child to learn whether int $0x80
-// works here.
-func ia32Emulation(t *testing.T) bool {
-	t.Helper()
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), childEnv+"=int80-getpid")
-	return cmd.Run() == nil
+	if got := Errno(r); err != nil || got != syscall.ENOSYS {
+		t.Errorf("TryInt80(0xfffff) = %v, %v; want errno ENOSYS", got, err)
+	}
 }
 
 func TestX32Getpid(t *testing.T) {

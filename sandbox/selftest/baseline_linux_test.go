@@ -46,7 +46,7 @@ func TestBaselines(t *testing.T) {
 				t.Fatalf("restore fixtures: %v", err)
 			}
 			var row Row
-			judgeBaseline(&row, a, o)
+			judgeBaseline(&row, o)
 			switch row.Baseline {
 			case Proven:
 				t.Logf("escapes: %s", row.BaselineDetail)

@@ -57,3 +57,19 @@ func TestProbeMain(t *testing.T) {
 		})
 	}
 }
+
+// TestProbeIA32 runs the ia32 probe without a filter: it must reach a
+// verdict on any kernel, an escape where int $0x80 works and "not provable
+// here" where it faults, never die of the fault.
+func TestProbeIA32(t *testing.T) {
+	v, code := runProbe(t, "ia32")
+	switch {
+	case code != 0 || v.Error != "":
+		t.Errorf("probe ia32 = %+v, exit %d; want a verdict, exit 0", v, code)
+	case v.Escaped:
+		t.Logf("ia32 entry present: %s", v.Detail)
+	case v.Impossible == "" || v.Mechanism != "kernel (no ia32 emulation)":
+		t.Errorf("probe ia32 = %+v; want an escape, or blocked by %q and impossible with a reason",
+			v, "kernel (no ia32 emulation)")
+	}
+}

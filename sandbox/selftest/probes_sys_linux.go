@@ -3,6 +3,7 @@ package selftest
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -276,14 +277,20 @@ func probeUserNS(ps params) verdict {
 }
 
 // probeIA32: getpid through int $0x80, the ia32 entry, whose syscall
-// numbers a filter for x86-64 would misread. Without ia32 emulation the
-// kernel kills the probe with SIGSEGV; a filter should kill it with SIGSYS.
+// numbers a filter for x86-64 would misread. A filter should kill the probe
+// with SIGSYS. Without ia32 emulation the instruction faults before system
+// call entry, where no filter runs: the attack cannot work here, and the
+// probe says so rather than dying of the fault (sysprobe.TryInt80).
 func probeIA32(params) verdict {
 	if !sysprobe.Available {
 		return blocked("", "no ia32 entry on %s", runtime.GOARCH).
 			impossible("there is no ia32 entry point on %s", runtime.GOARCH)
 	}
-	r := sysprobe.Int80(sysprobe.IA32Getpid, 0, 0, 0)
+	r, err := sysprobe.TryInt80(sysprobe.IA32Getpid, 0, 0, 0)
+	if errors.Is(err, sysprobe.ErrNoIA32) {
+		return blocked("kernel (no ia32 emulation)", "int $0x80 getpid faulted before system call entry").
+			impossible("this kernel has no ia32 emulation: int $0x80 faults (CONFIG_IA32_EMULATION off, ia32_emulation=0, or a hypervisor without it)")
+	}
 	if e := sysprobe.Errno(r); e != 0 {
 		return blocked(filterMechanism(e, "kernel ("+errName(e)+")"), "int $0x80 getpid: %s", errName(e))
 	}

@@ -240,7 +240,7 @@ func (r *runner) row(ctx context.Context, a attack) Row {
 	if err != nil {
 		row.Baseline, row.BaselineDetail = Unproven, err.Error()
 	} else {
-		judgeBaseline(&row, a, base)
+		judgeBaseline(&row, base)
 	}
 	sb, err := r.sandboxed(ctx, a)
 	if ferr := r.fx.files(); err == nil {
@@ -250,7 +250,7 @@ func (r *runner) row(ctx context.Context, a attack) Row {
 		row.Got, row.Detail = GotError, err.Error()
 		return row
 	}
-	judgeSandboxed(&row, a, sb)
+	judgeSandboxed(&row, sb)
 	return row
 }
 
@@ -412,7 +412,7 @@ func tail(s string) string {
 }
 
 // judgeBaseline fills in the baseline of a row.
-func judgeBaseline(row *Row, a attack, o outcome) {
+func judgeBaseline(row *Row, o outcome) {
 	switch {
 	case o.parsed && o.v.Error != "":
 		row.Baseline, row.BaselineDetail = Unproven, "probe error: "+o.v.Error
@@ -422,8 +422,6 @@ func judgeBaseline(row *Row, a attack, o outcome) {
 		row.Baseline, row.BaselineDetail, row.Why = Impossible, o.v.Detail, o.v.Impossible
 	case o.parsed:
 		row.Baseline, row.BaselineDetail = Unproven, o.v.Detail
-	case o.st.Signal == int(unix.SIGSEGV) && a.segv != "":
-		row.Baseline, row.BaselineDetail, row.Why = Impossible, "killed by SIGSEGV", a.segv
 	case o.st.Signal == int(unix.SIGSYS):
 		row.Baseline, row.BaselineDetail, row.Why = Impossible, "killed by SIGSYS",
 			"vm-run itself runs under a seccomp filter that kills this call"
@@ -433,7 +431,7 @@ func judgeBaseline(row *Row, a attack, o outcome) {
 }
 
 // judgeSandboxed fills in what the sandboxed run got.
-func judgeSandboxed(row *Row, a attack, o outcome) {
+func judgeSandboxed(row *Row, o outcome) {
 	switch {
 	case o.parsed && o.v.Error != "":
 		row.Got, row.Detail = GotError, "probe error: "+o.v.Error
@@ -443,8 +441,6 @@ func judgeSandboxed(row *Row, a attack, o outcome) {
 		row.Got, row.Detail, row.Mechanism = GotBlocked, o.v.Detail, o.v.Mechanism
 	case o.st.Signal == int(unix.SIGSYS):
 		row.Got, row.Detail, row.Mechanism = GotBlocked, "killed by SIGSYS", "seccomp (killed by SIGSYS)"
-	case o.st.Signal == int(unix.SIGSEGV) && a.segv != "":
-		row.Got, row.Detail, row.Mechanism = GotBlocked, "killed by SIGSEGV", "kernel (no ia32 emulation)"
 	default:
 		row.Got, row.Detail = GotError, fmt.Sprintf("probe %s without a verdict (%s)", o.st, tail(o.output))
 	}
