@@ -2,9 +2,11 @@ package audit
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,10 +14,16 @@ import (
 	"time"
 )
 
-// benchDecision is a typical record: a tools/call decision with a path.
+// benchDecision is a typical record, as the proxy writes it: a tools/call
+// decision with the arguments as the client sent them (raw JSON) and the
+// path they lead to.
 func benchDecision(i int) Decision {
-	return Decision{Method: "tools/call", Tool: "read_file", Verdict: VerdictAllow, Rule: "allow-docs",
-		Args: map[string]any{"path": fmt.Sprintf("docs/section-%d/page.md", i)}}
+	path := fmt.Sprintf("docs/section-%d/page.md", i)
+	return Decision{Method: "tools/call", RequestID: json.RawMessage(strconv.Itoa(i)), Tool: "read_file",
+		Verdict: VerdictAllow, Rule: "allow-docs",
+		Reason: `tool "read_file" is allowed by rule "allow-docs" (read(docs/*))`,
+		Args:   json.RawMessage(`{"path":"` + path + `"}`), Kind: "tool", From: "client",
+		Matcher: "read(docs/*)", LatencyNS: 41_000, Seq: uint64(i + 1), Paths: []string{path}}
 }
 
 // plainRate is the appends per second of the simplest durable writer, one

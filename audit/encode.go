@@ -49,6 +49,10 @@ func (e *dataEncoder) fields(fields any) (bool, error) {
 		e.sessionEnd(&v)
 	case Recovered:
 		e.recovered(&v)
+	case Outcome:
+		e.outcome(&v)
+	case Roots:
+		e.roots(&v)
 	case map[string]any:
 		err = e.value(v, 0)
 	default:
@@ -93,14 +97,75 @@ func (e *dataEncoder) decision(d *Decision) error {
 	e.member(sep, "tool")
 	e.string(d.Tool)
 	e.member(',', "verdict")
-	e.string(d.Verdict)
+	e.string(string(d.Verdict))
 	e.omitEmpty("rule", d.Rule)
 	e.omitEmpty("reason", d.Reason)
 	if err := e.omitNil("args", d.Args); err != nil {
 		return err
 	}
+	e.omitEmpty("kind", d.Kind)
+	e.omitEmpty("from", d.From)
+	e.omitEmpty("matcher", d.Matcher)
+	if d.LatencyNS != 0 {
+		e.member(',', "latency_ns")
+		e.buf = strconv.AppendInt(e.buf, d.LatencyNS, 10)
+	}
+	if d.Seq != 0 {
+		e.member(',', "seq")
+		e.buf = strconv.AppendUint(e.buf, d.Seq, 10)
+	}
+	if len(d.Paths) > 0 {
+		e.member(',', "paths")
+		e.strings(d.Paths)
+	}
+	e.omitEmpty("uri", d.URI)
 	e.buf = append(e.buf, '}')
 	return nil
+}
+
+func (e *dataEncoder) outcome(o *Outcome) {
+	e.member('{', "seq")
+	e.buf = strconv.AppendUint(e.buf, o.Seq, 10)
+	e.member(',', "kind")
+	e.string(o.Kind)
+	e.member(',', "name")
+	e.string(o.Name)
+	e.member(',', "method")
+	e.string(o.Method)
+	e.member(',', "status")
+	e.string(o.Status)
+	if o.Code != 0 {
+		e.member(',', "code")
+		e.buf = strconv.AppendInt(e.buf, int64(o.Code), 10)
+	}
+	e.member(',', "size")
+	e.buf = strconv.AppendInt(e.buf, int64(o.Size), 10)
+	e.member(',', "duration_ns")
+	e.buf = strconv.AppendInt(e.buf, o.DurationNS, 10)
+	e.buf = append(e.buf, '}')
+}
+
+func (e *dataEncoder) roots(r *Roots) {
+	e.member('{', "offered")
+	e.strings(r.Offered)
+	e.member(',', "kept")
+	e.strings(r.Kept)
+	if len(r.Dropped) > 0 {
+		e.member(',', "dropped")
+		e.buf = append(e.buf, '[')
+		for i, d := range r.Dropped {
+			if i > 0 {
+				e.buf = append(e.buf, ',')
+			}
+			e.member('{', "uri")
+			e.string(d.URI)
+			e.member(',', "reason")
+			e.string(d.Reason)
+			e.buf = append(e.buf, '}')
+		}
+		e.buf = append(e.buf, ']')
+	}
+	e.buf = append(e.buf, '}')
 }
 
 func (e *dataEncoder) sessionStart(s *SessionStart) error {

@@ -59,26 +59,33 @@ func encodeCases() []any {
 	}
 	for _, s := range oddStrings {
 		cases = append(cases,
-			Decision{Method: s, RequestID: json.RawMessage(mustMarshal(s)), Tool: s, Verdict: s, Rule: s, Reason: s,
+			Decision{Method: s, RequestID: json.RawMessage(mustMarshal(s)), Tool: s, Verdict: Verdict(s), Rule: s, Reason: s,
 				Args: map[string]any{"path": s, "nested": []any{s, map[string]any{"z": s, "a": s}}}},
-			&Decision{Tool: s, Verdict: s},
+			&Decision{Tool: s, Verdict: Verdict(s)},
 			SessionStart{Argv: []string{s}, Profile: s, ProfileHash: s, Workdir: s, Sandbox: s, Kernel: map[string]any{"k": s}},
 			&SessionStart{Argv: []string{"a", s}},
 			SessionEnd{ExitStatus: -1, Signal: s, DurationNS: math.MaxInt64, Error: s},
 			&SessionEnd{ExitStatus: math.MaxInt32},
 			Recovered{TornOffset: math.MaxInt64, TornLength: 1, TornSHA256: s},
+			Decision{Tool: s, Verdict: VerdictDeny, Kind: s, From: s, Matcher: s, LatencyNS: -1, Seq: math.MaxUint64,
+				Paths: []string{s, "src/" + s}, URI: s, Args: json.RawMessage(mustMarshal(map[string]any{"token": s}))},
+			Outcome{Seq: 1, Kind: s, Name: s, Method: s, Status: s, Code: -32603, Size: math.MaxInt32, DurationNS: math.MaxInt64},
+			&Outcome{Name: s},
+			Roots{Offered: []string{s}, Kept: []string{s, s}, Dropped: []DroppedRoot{{URI: s, Reason: s}, {}}},
+			Roots{Offered: []string{}, Kept: nil},
 		)
 	}
 	cases = append(cases,
 		Decision{}, (*Decision)(nil), SessionStart{}, (*SessionStart)(nil), SessionEnd{}, (*SessionEnd)(nil),
 		Recovered{}, &Recovered{TornOffset: 3}, genesis{Format: 1, Algorithm: "sha256"},
+		Outcome{}, (*Outcome)(nil), Roots{}, (*Roots)(nil), Decision{Paths: []string{}},
 		Decision{Tool: "t", Verdict: "v", RequestID: json.RawMessage(`{"token" : "x"}`)},
 		Decision{Tool: "t", Verdict: "v", RequestID: json.RawMessage(`nope`)},
 		benchDecision(7), custom{A: "a"}, "not an object", 42, []any{}, nil,
 		struct {
 			Decision
-			Kind string `json:"kind"`
-		}{Decision: benchDecision(1), Kind: "tool"},
+			Extra string `json:"extra"`
+		}{Decision: benchDecision(1), Extra: "x"},
 	)
 	return cases
 }
@@ -186,13 +193,13 @@ func FuzzEncode(f *testing.F) {
 	}
 	f.Add("a", "API_key", []byte(` {"x" : [1,2]} `), 1e21, "1e5")
 	f.Fuzz(func(t *testing.T, s, key string, raw []byte, x float64, num string) {
-		checkEncode(t, Decision{Method: s, RequestID: raw, Tool: key, Verdict: s, Reason: s,
+		checkEncode(t, Decision{Method: s, RequestID: raw, Tool: key, Verdict: Verdict(s), Reason: s,
 			Args: map[string]any{key: s, "raw": json.RawMessage(raw), "x": x, "n": json.Number(num),
 				"list": []any{s, x, map[string]any{s: key}}}})
 		checkEncode(t, map[string]any{key: json.RawMessage(raw)})
 		var v any
 		if json.Unmarshal(raw, &v) == nil {
-			checkEncode(t, Decision{Tool: s, Verdict: key, Args: v})
+			checkEncode(t, Decision{Tool: s, Verdict: Verdict(key), Args: v})
 		}
 		d := json.NewDecoder(bytes.NewReader(raw))
 		d.UseNumber()

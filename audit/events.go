@@ -1,9 +1,11 @@
 package audit
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -15,12 +17,19 @@ const (
 	EventSessionStart = "session_start"
 	EventSessionEnd   = "session_end"
 	EventDecision     = "decision"
+	EventOutcome      = "outcome"
+	EventRoots        = "roots"
 )
+
+// Verdict is what a decision does with a call. The tool policy (package
+// policy) decides in these terms and writes them as its actions, so that a
+// verdict has one spelling from the profile to the ledger.
+type Verdict string
 
 // Verdicts of a [Decision].
 const (
-	VerdictAllow = "allow"
-	VerdictDeny  = "deny"
+	VerdictAllow Verdict = "allow"
+	VerdictDeny  Verdict = "deny"
 )
 
 // Event is a value that knows its event type; see [Ledger.Log].
@@ -67,25 +76,115 @@ func NewSessionEnd(exitStatus int, signal string, d time.Duration) SessionEnd {
 // EventType implements [Event].
 func (SessionEnd) EventType() string { return EventSessionEnd }
 
-// Decision records a policy decision of the proxy. It is appended, and on
-// disk, before the decision takes effect. `vm-run audit show` and `stats`
-// read the "tool", "verdict" and "rule" fields.
+// Decision is the record of one policy decision of the MCP proxy: what was
+// asked, by whom, what the policy said and why. The proxy appends it, and it
+// is on disk, before the decision takes effect (the call forwarded or the
+// denial sent). The tool policy fills the policy fields ([policy.Decide]),
+// the proxy the rest; `vm-run audit show`, `stats` and `policy generate`
+// read it back with [ReadEvent].
+//
+// Members are written in the order of the fields, and those after Args only
+// when set, so that records of older versions read the same.
 type Decision struct {
 	// Method is the JSON-RPC method, e.g. "tools/call".
 	Method string `json:"method,omitempty"`
 	// RequestID is the JSON-RPC id of the request, verbatim.
 	RequestID json.RawMessage `json:"request_id,omitempty"`
-	Tool      string          `json:"tool"`
-	Verdict   string          `json:"verdict"` // VerdictAllow or VerdictDeny
-	Rule      string          `json:"rule,omitempty"`
-	Reason    string          `json:"reason,omitempty"`
-	// Args are the call's arguments; the ledger redacts them (see
-	// [Options.RedactKeys]).
+	// Tool names what was asked for: the tool or prompt name, the
+	// resource URI as sent, or the method of a server request.
+	Tool    string  `json:"tool"`
+	Verdict Verdict `json:"verdict"`
+	// Rule is the id of the rule that decided, or one of the policy's own
+	// ("vm-run:default", "vm-run:paths", ...).
+	Rule string `json:"rule,omitempty"`
+	// Reason explains the verdict in words an agent can act on.
+	Reason string `json:"reason,omitempty"`
+	// Args are the call's arguments as sent. The ledger stores secrets
+	// among them only as hashes of their real values ([Redact]): pass
+	// them whole.
 	Args any `json:"args,omitempty"`
+	// Kind is what was asked for: tool, resource, prompt, sampling or
+	// elicitation.
+	Kind string `json:"kind,omitempty"`
+	// From is the side that asked: "client" or "server".
+	From string `json:"from,omitempty"`
+	// Matcher is the matcher that decided, as the profile writes it.
+	Matcher string `json:"matcher,omitempty"`
+	// LatencyNS is the time from the request's arrival to the verdict,
+	// recording excluded.
+	LatencyNS int64 `json:"latency_ns,omitempty"`
+	// Seq numbers the session's decisions; an [Outcome] refers to it.
+	Seq uint64 `json:"seq,omitempty"`
+	// Paths are the workspace-relative paths the call's path arguments
+	// really lead to (symbolic links followed), in argument order: what
+	// the server would touch, which is what the policy judged.
+	Paths []string `json:"paths,omitempty"`
+	// URI is the normalised form of a resource URI the policy judged, when
+	// it differs from Tool.
+	URI string `json:"uri,omitempty"`
 }
+
+// Allowed reports whether the call may go ahead.
+func (d Decision) Allowed() bool { return d.Verdict == VerdictAllow }
 
 // EventType implements [Event].
 func (Decision) EventType() string { return EventDecision }
+
+// Outcome statuses.
+const (
+	OutcomeOK          = "ok"            // a result
+	OutcomeToolError   = "tool_error"    // a tools/call result with isError: true
+	OutcomeError       = "error"         // a JSON-RPC error response
+	OutcomeCancelled   = "cancelled"     // the requester sent notifications/cancelled
+	OutcomeTimeout     = "timeout"       // no answer within the proxy's call timeout
+	OutcomeServerGone  = "server_exited" // the server's output ended first
+	OutcomeInvalid     = "invalid"       // the answer was malformed and not forwarded
+	OutcomeWithheld    = "withheld"      // the outcome could not be recorded, the answer was withheld
+	OutcomeInputDenied = "input_denied"  // the result asked for input the policy denies
+)
+
+// Outcome is the record of how an allowed call ended. The proxy appends it
+// before the answer reaches the requester, without waiting for it to be
+// synced: the call has already happened, and the next record's sync makes
+// it durable ([Ledger.AppendQueued]).
+type Outcome struct {
+	Seq    uint64 `json:"seq"` // Decision.Seq
+	Kind   string `json:"kind"`
+	Name   string `json:"name"`
+	Method string `json:"method"`
+	Status string `json:"status"`
+	// Code is the JSON-RPC error code of an error answer.
+	Code int `json:"code,omitempty"`
+	// Size is the length of the answer line in bytes.
+	Size int `json:"size"`
+	// DurationNS is the time from forwarding to the answer.
+	DurationNS int64 `json:"duration_ns"`
+}
+
+// EventType implements [Event].
+func (Outcome) EventType() string { return EventOutcome }
+
+// Roots is the record of the MCP roots the proxy let through to the server:
+// what the client offered, what the server was told, and what was dropped
+// and why. It is on disk before the server hears of the roots.
+type Roots struct {
+	// Offered are the root URIs of the client's roots/list answer.
+	Offered []string `json:"offered"`
+	// Kept are the roots the server is told, as file URIs of the
+	// directories they really name.
+	Kept []string `json:"kept"`
+	// Dropped are the roots the server is not told.
+	Dropped []DroppedRoot `json:"dropped,omitempty"`
+}
+
+// DroppedRoot is a client root the proxy did not pass on.
+type DroppedRoot struct {
+	URI    string `json:"uri"`
+	Reason string `json:"reason"`
+}
+
+// EventType implements [Event].
+func (Roots) EventType() string { return EventRoots }
 
 // Recovered is the data of a ledger_recovered record: the byte range
 // [TornOffset, TornOffset+TornLength) of the file held an unfinished write
@@ -110,4 +209,22 @@ func NewSessionID() string {
 	// kernel's getrandom fails, which it does not once booted).
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// ReadEvent decodes the data of r as the event type T: the reader that
+// pairs with [Ledger.Log] for this package's records, so that what is
+// written and what is read are the same type. It fails when r is another
+// event type. Numbers in untyped values (Decision.Args) decode as
+// json.Number, as the client sent them.
+func ReadEvent[T Event](r Record) (T, error) {
+	var v T
+	if r.Event != v.EventType() {
+		return v, fmt.Errorf("record %d is a %q event, not %q", r.Seq, r.Event, v.EventType())
+	}
+	dec := json.NewDecoder(bytes.NewReader(r.Data))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
+		return v, fmt.Errorf("decode %s record %d: %w", r.Event, r.Seq, err)
+	}
+	return v, nil
 }

@@ -186,7 +186,7 @@ func buildLedger(t testing.TB, n int) []byte {
 			verdict = VerdictDeny
 		}
 		d := Decision{Method: "tools/call", Tool: fmt.Sprintf("tool_%d", i%7), Verdict: verdict,
-			Rule: "rule-" + verdict, Args: map[string]any{"path": fmt.Sprintf("docs/file-%d.md", i)}}
+			Rule: "rule-" + string(verdict), Args: map[string]any{"path": fmt.Sprintf("docs/file-%d.md", i)}}
 		if _, err := l.Log(context.Background(), d); err != nil {
 			t.Fatal(err)
 		}

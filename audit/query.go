@@ -27,7 +27,7 @@ func (r Record) DecisionFields() (d Decision, ok bool) {
 	if json.Unmarshal(r.Data, &f) != nil || f.Tool == "" {
 		return Decision{}, false
 	}
-	return Decision{Tool: f.Tool, Verdict: f.Verdict, Rule: f.Rule, Reason: f.Reason}, true
+	return Decision{Tool: f.Tool, Verdict: Verdict(f.Verdict), Rule: f.Rule, Reason: f.Reason}, true
 }
 
 // Filter selects records; a zero field matches every record.
@@ -69,7 +69,7 @@ func (f Filter) Match(r Record) bool {
 			return false
 		}
 	}
-	return f.Verdict == "" || d.Verdict == f.Verdict
+	return f.Verdict == "" || string(d.Verdict) == f.Verdict
 }
 
 // ReadRecords calls fn for every line of r, with the record ParseLine makes
@@ -206,7 +206,7 @@ func (s *Stats) Add(r Record) {
 	if !ok || r.Event != EventDecision {
 		return
 	}
-	s.Verdicts[d.Verdict]++
+	s.Verdicts[string(d.Verdict)]++
 	ss.Decisions++
 	ts := s.Tools[d.Tool]
 	if ts == nil {

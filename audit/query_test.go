@@ -26,9 +26,9 @@ func TestFilter(t *testing.T) {
 		{"other session", Filter{Session: "ffff"}, 0},
 		{"event", Filter{Event: EventDecision}, 10},
 		{"genesis", Filter{Event: EventGenesis}, 1},
-		{"verdict", Filter{Verdict: VerdictDeny}, 2},
+		{"verdict", Filter{Verdict: string(VerdictDeny)}, 2},
 		{"tool glob", Filter{Tool: "tool_[01]"}, 4},
-		{"tool and verdict", Filter{Tool: "tool_0", Verdict: VerdictDeny}, 1},
+		{"tool and verdict", Filter{Tool: "tool_0", Verdict: string(VerdictDeny)}, 1},
 		{"since", Filter{Since: at(5)}, 6},
 		{"until", Filter{Until: at(5)}, 5},
 		{"since and until", Filter{Since: at(2), Until: at(4)}, 2},
@@ -103,7 +103,7 @@ func TestStats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Records != 21 || s.Verdicts[VerdictDeny] != 4 || s.Verdicts[VerdictAllow] != 16 || len(s.Sessions) != 1 {
+	if s.Records != 21 || s.Verdicts[string(VerdictDeny)] != 4 || s.Verdicts[string(VerdictAllow)] != 16 || len(s.Sessions) != 1 {
 		t.Fatalf("Stats = %d records, verdicts %v, %d sessions; want 21, deny 4 allow 16, 1", s.Records, s.Verdicts, len(s.Sessions))
 	}
 	// Denials go to decisions 0, 5, 10, 15: tools 0, 5, 3, 1.

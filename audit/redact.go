@@ -172,6 +172,7 @@ var eventMembers = func() []string {
 	for _, t := range []reflect.Type{
 		reflect.TypeFor[Decision](), reflect.TypeFor[SessionStart](),
 		reflect.TypeFor[SessionEnd](), reflect.TypeFor[Recovered](),
+		reflect.TypeFor[Outcome](), reflect.TypeFor[Roots](), reflect.TypeFor[DroppedRoot](),
 	} {
 		for i := range t.NumField() {
 			name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")

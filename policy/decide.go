@@ -1,83 +1,92 @@
-package proxy
+package policy
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
-	"net/url"
+	"slices"
+	"strconv"
 	"strings"
-	"time"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/vm-run/vm-run/audit"
 )
 
-// Decision is the verdict on one call, as handed to the [Recorder]. Decide
-// fills the policy fields; the proxy adds the rest before recording.
-type Decision struct {
-	// Policy fields.
-	Kind    Kind   `json:"kind"`
-	Name    string `json:"name"`
-	Verdict Action `json:"verdict"`
-	RuleID  string `json:"rule"`
-	// Matcher is the matcher that decided, as written in the profile.
-	Matcher string `json:"matcher,omitempty"`
-	// Reason explains the verdict in words an agent can act on.
-	Reason string `json:"reason"`
-
-	// Proxy fields.
-	Seq       uint64          `json:"seq"`            // correlates with Outcome.Seq
-	Time      time.Time       `json:"time"`           // when the request arrived
-	From      string          `json:"from"`           // "client" or "server"
-	Method    string          `json:"method"`         // JSON-RPC method
-	RequestID json.RawMessage `json:"id,omitempty"`   // JSON-RPC id as sent
-	Arguments json.RawMessage `json:"args,omitempty"` // redacted
-	Latency   time.Duration   `json:"latency_ns"`     // arrival to verdict, recording excluded
-}
-
-// Allowed reports whether the call may go ahead.
-func (d Decision) Allowed() bool { return d.Verdict == Allow }
-
-// Decide returns the verdict for one call. It is pure: the same policy and
-// CallInfo give the same Decision. Order of evaluation:
+// Decide returns the verdict for one call. The same policy and CallInfo
+// give the same Decision while the workspace does not change: path
+// arguments are judged by where they lead on the file system
+// (CallInfo.Resolver). Order of evaluation:
 //
-//  1. path arguments (tools) and URIs (resources) are checked; one the proxy
-//     cannot interpret denies the call (RulePaths, RuleURI);
-//  2. any deny matcher of any rule denies;
-//  3. any allow matcher of any rule allows, except that a read-only class
-//     never allows a tool the server annotates as writing;
-//  4. the default for the kind (default_action, or deny) applies.
-func (p *Policy) Decide(call CallInfo) Decision {
-	d := Decision{Kind: call.Kind, Name: call.Name}
+//  1. path arguments (tools) and URIs (resources) are checked and
+//     resolved; one the proxy cannot interpret denies the call (RulePaths,
+//     RuleURI): a path that leads out of the workspace, also through a
+//     link, or a URI whose meaning is ambiguous;
+//  2. any deny matcher of any rule denies: against the paths as spelled
+//     and as resolved, against the normalised URI and its numeric variant;
+//  3. a file with more than one hard link denies a call that may write it,
+//     or that a deny rule with paths could concern, since its other names
+//     are not known;
+//  4. any allow matcher of any rule allows, where every resolved path must
+//     be allowed on its own; a read-only class never allows a tool the
+//     server annotates as writing;
+//  5. the default for the kind (default_action, or deny) applies.
+//
+// The Decision carries the resolved paths (Paths) and the normalised URI
+// (URI): what the server would really touch.
+func (p *Policy) Decide(call CallInfo) audit.Decision {
+	d := audit.Decision{Kind: string(call.Kind), Tool: call.Name}
 	c, err := p.compiled()
 	if err != nil {
-		return d.deny(RuleDefault, "", fmt.Sprintf("the tool policy is invalid (%v), so everything is denied", err))
+		return deny(d, RuleDefault, "", fmt.Sprintf("the tool policy is invalid (%v), so everything is denied", err))
 	}
 	what := describe(call.Kind, call.Name)
-	var rels []string
+	var paths judgedPaths
+	denyNames := []string{call.Name}
 	switch call.Kind {
 	case KindTool:
 		var perr *PathError
-		rels, perr = c.pathArgs(call)
+		paths, perr = c.pathArgs(call)
 		if perr != nil {
-			return d.deny(RulePaths, "", fmt.Sprintf("%s: %v; give a path inside the workspace %q", what, perr, call.Workspace))
+			return deny(d, RulePaths, "", fmt.Sprintf("%s: %v; give a path inside the workspace %q", what, perr, call.Workspace))
 		}
+		d.Paths = paths.judged
 	case KindResource:
-		if why := checkURI(call.Name); why != "" {
-			return d.deny(RuleURI, "", fmt.Sprintf("%s: the URI %s", what, why))
+		norm, err := NormalizeURI(call.Name)
+		if err != nil {
+			reason := err.Error()
+			if ue, ok := err.(*URIError); ok {
+				reason = "the URI " + ue.Reason
+			}
+			return deny(d, RuleURI, "", fmt.Sprintf("%s: %s", what, reason))
 		}
+		if norm != call.Name {
+			d.URI = norm
+		}
+		call.Name = norm
+		denyNames = uriVariants(norm)
 	}
+	touched := appendNew(slices.Clone(paths.judged), paths.spelled...)
 	for i := range c.deny {
 		m := &c.deny[i]
-		if hit, detail := c.match(m, call, rels, true); hit {
-			reason := fmt.Sprintf("%s is denied by rule %q (%s)%s", what, m.rule.ID, m.src, detail)
-			if m.rule.Reason != "" {
-				reason += ": " + m.rule.Reason
+		for _, name := range denyNames {
+			named := call
+			named.Name = name
+			if hit, detail := c.match(m, named, touched, true); hit {
+				reason := fmt.Sprintf("%s is denied by rule %q (%s)%s", what, m.rule.ID, m.src, detail)
+				if name != call.Name {
+					reason += fmt.Sprintf(" (the server may read it as %q)", name)
+				}
+				if m.rule.Reason != "" {
+					reason += ": " + m.rule.Reason
+				}
+				return deny(d, m.rule.ID, m.src, reason)
 			}
-			return d.deny(m.rule.ID, m.src, reason)
 		}
+	}
+	if len(paths.linked) > 0 && (c.mayWrite(call) || c.pathDenies(call)) {
+		return deny(d, RulePaths, "", fmt.Sprintf("%s: %q has %d hard links, and vm-run cannot tell which of its other names "+
+			"a rule protects; work on a copy of the file instead", what, paths.linked[0], paths.links[0]))
 	}
 	// Allow: every path on its own must be allowed (read_multiple_files of
 	// a and b is allowed when reading a and reading b would be).
+	rels := paths.judged
 	groups := [][]string{rels}
 	if len(rels) > 1 {
 		groups = groups[:0]
@@ -99,7 +108,7 @@ func (p *Policy) Decide(call CallInfo) Decision {
 		by = append(by, m)
 	}
 	if by != nil {
-		d.Verdict, d.RuleID, d.Matcher = Allow, by[0].rule.ID, by[0].src
+		d.Verdict, d.Rule, d.Matcher = Allow, by[0].rule.ID, by[0].src
 		d.Reason = fmt.Sprintf("%s is allowed by rule %q (%s)", what, by[0].rule.ID, by[0].src)
 		for i, m := range by[1:] {
 			if m != by[i] {
@@ -109,16 +118,75 @@ func (p *Policy) Decide(call CallInfo) Decision {
 		return d
 	}
 	if c.defaults[call.Kind] == Allow && vetoed == "" {
-		d.Verdict, d.RuleID = Allow, RuleDefault
+		d.Verdict, d.Rule = Allow, RuleDefault
 		d.Reason = fmt.Sprintf("%s is allowed by default", what)
 		return d
 	}
 	if c.defaults[call.Kind] == Allow {
 		// A veto tightens even the default: the server itself says the tool
 		// writes, and the only rule that named it allows reading.
-		return d.deny(RuleDefault, "", fmt.Sprintf("%s is not allowed%s", what, vetoed))
+		return deny(d, RuleDefault, "", fmt.Sprintf("%s is not allowed%s", what, vetoed))
 	}
-	return d.deny(RuleDefault, "", fmt.Sprintf("no rule allows %s and the policy denies by default%s", what, vetoed))
+	return deny(d, RuleDefault, "", fmt.Sprintf("no rule allows %s%s and the policy denies by default%s", what, leadsTo(paths), vetoed))
+}
+
+// uriVariants are the spellings of a normalised URI that deny rules are
+// matched against: the URI, the URI with its numbers in canonical form
+// (servers that parse numbers read "01" and "0x1" as 1), and both without
+// their query (a server may ignore it).
+func uriVariants(norm string) []string {
+	out := []string{norm}
+	if v := NumericVariant(norm); v != norm {
+		out = append(out, v)
+	}
+	for _, u := range slices.Clone(out) {
+		if i := strings.IndexByte(u, '?'); i >= 0 && !slices.Contains(out, u[:i]) {
+			out = append(out, u[:i])
+		}
+	}
+	return out
+}
+
+// leadsTo names where the paths of a call lead when links took them
+// elsewhere than they are spelled, for a denial's reason.
+func leadsTo(j judgedPaths) string {
+	var moved []string
+	for _, r := range j.judged {
+		if !slices.Contains(j.spelled, r) {
+			moved = append(moved, strconv.Quote(r))
+		}
+	}
+	if len(moved) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (its paths lead to %s through symbolic links)", strings.Join(moved, ", "))
+}
+
+// mayWrite reports whether a tool may change what its paths name: it is
+// not in a read-only class only, or the server says it writes.
+func (c *compiled) mayWrite(call CallInfo) bool {
+	classes := c.classesOf(call.Name)
+	if len(classes) == 0 {
+		return true
+	}
+	for _, cl := range classes {
+		if !cl.readOnly {
+			return true
+		}
+	}
+	_, writes := call.Annotations.mayWrite()
+	return writes
+}
+
+// pathDenies reports whether a deny matcher with paths names the tool.
+func (c *compiled) pathDenies(call CallInfo) bool {
+	for i := range c.deny {
+		m := &c.deny[i]
+		if m.kind == KindTool && len(m.paths) > 0 && c.nameMatches(m, call.Name) {
+			return true
+		}
+	}
+	return false
 }
 
 // allowedBy returns the first allow matcher that grants the call with the
@@ -141,8 +209,8 @@ func (c *compiled) allowedBy(call CallInfo, rels []string) (*compiledMatcher, st
 	return nil, vetoed
 }
 
-func (d Decision) deny(rule, matcher, reason string) Decision {
-	d.Verdict, d.RuleID, d.Matcher, d.Reason = Deny, rule, matcher, reason
+func deny(d audit.Decision, rule, matcher, reason string) audit.Decision {
+	d.Verdict, d.Rule, d.Matcher, d.Reason = Deny, rule, matcher, reason
 	return d
 }
 
@@ -180,49 +248,6 @@ func (c *compiled) classesOf(tool string) []*compiledClass {
 		}
 	}
 	return out
-}
-
-// pathArgs normalises every path argument of a tool call.
-func (c *compiled) pathArgs(call CallInfo) ([]string, *PathError) {
-	var rels []string
-	seen := map[string]bool{}
-	for _, cl := range c.classesOf(call.Name) {
-		for _, name := range cl.pathArgs {
-			if seen[name] {
-				continue
-			}
-			seen[name] = true
-			v, ok := call.Arguments[name]
-			if !ok {
-				continue
-			}
-			var list []any
-			switch v := v.(type) {
-			case string:
-				list = []any{v}
-			case []any:
-				list = v
-			default:
-				return nil, &PathError{Arg: name, Path: fmt.Sprint(v), Reason: "is not a string"}
-			}
-			for i, e := range list {
-				arg := name
-				if _, isList := v.([]any); isList {
-					arg = fmt.Sprintf("%s[%d]", name, i)
-				}
-				s, ok := e.(string)
-				if !ok {
-					return nil, &PathError{Arg: arg, Path: fmt.Sprint(e), Reason: "is not a string"}
-				}
-				rel, why := normalizePath(call.Workspace, s)
-				if why != "" {
-					return nil, &PathError{Arg: arg, Path: s, Reason: why}
-				}
-				rels = append(rels, rel)
-			}
-		}
-	}
-	return rels, nil
 }
 
 // match reports whether m selects the call. For deny matchers (deny true) a
@@ -323,8 +348,12 @@ func (p *Policy) Visible(kind Kind, name string, ann *ToolAnnotations) bool {
 		return false
 	}
 	call := CallInfo{Kind: kind, Name: name, Annotations: ann}
-	if kind == KindResource && checkURI(name) != "" {
-		return false
+	if kind == KindResource {
+		norm, err := NormalizeURI(name)
+		if err != nil {
+			return false
+		}
+		call.Name, name = norm, norm
 	}
 	for i := range c.deny {
 		m := &c.deny[i]
@@ -344,36 +373,4 @@ func (p *Policy) Visible(kind Kind, name string, ann *ToolAnnotations) bool {
 		vetoed = true
 	}
 	return c.defaults[kind] == Allow && !vetoed
-}
-
-// checkURI refuses resource URIs whose meaning depends on how the server
-// decodes or resolves them; "" means the URI is acceptable. Matching is on
-// the URI as sent, so dot segments and percent-encoded dots, slashes,
-// backslashes, percent signs and NULs (RFC 3986 section 5.2.4, 2.1) would let
-// one resource pass for another.
-func checkURI(uri string) string {
-	switch {
-	case uri == "":
-		return "is empty"
-	case !utf8.ValidString(uri) || strings.ContainsRune(uri, utf8.RuneError):
-		return "is not valid UTF-8"
-	case strings.IndexFunc(uri, unicode.IsControl) >= 0:
-		return "contains a control character"
-	}
-	u, err := url.Parse(uri)
-	if err != nil {
-		return fmt.Sprintf("does not parse (%v)", errors.Unwrap(err))
-	}
-	lower := strings.ToLower(u.EscapedPath() + "?" + u.RawQuery)
-	for _, enc := range []string{"%2e", "%2f", "%5c", "%25", "%00"} {
-		if strings.Contains(lower, enc) {
-			return fmt.Sprintf("contains %q, which the proxy does not decode", enc)
-		}
-	}
-	for _, seg := range strings.Split(u.EscapedPath(), "/") {
-		if seg == "." || seg == ".." {
-			return fmt.Sprintf("contains a %q segment", seg)
-		}
-	}
-	return ""
 }

@@ -1,9 +1,9 @@
-package proxy_test
+package policy_test
 
 import (
 	"fmt"
 
-	"github.com/vm-run/vm-run/proxy"
+	"github.com/vm-run/vm-run/policy"
 	"gopkg.in/yaml.v3"
 )
 
@@ -20,19 +20,19 @@ default_action: deny
 	if err := yaml.Unmarshal([]byte(tools), &n); err != nil {
 		panic(err)
 	}
-	p, err := proxy.DecodePolicy(&n, nil)
+	p, err := policy.DecodePolicy(&n, nil)
 	if err != nil {
 		panic(err)
 	}
 	for _, path := range []string{"docs/intro.txt", "src/main.go", "../secrets"} {
 		for _, tool := range []string{"read_text_file", "write_file"} {
-			d := p.Decide(proxy.CallInfo{
-				Kind:      proxy.KindTool,
+			d := p.Decide(policy.CallInfo{
+				Kind:      policy.KindTool,
 				Name:      tool,
 				Arguments: map[string]any{"path": path},
 				Workspace: "/home/me/project",
 			})
-			fmt.Printf("%s %s: %s (%s)\n", tool, path, d.Verdict, d.RuleID)
+			fmt.Printf("%s %s: %s (%s)\n", tool, path, d.Verdict, d.Rule)
 		}
 	}
 	// Output:

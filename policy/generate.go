@@ -1,4 +1,4 @@
-package proxy
+package policy
 
 import (
 	"cmp"
@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+
+	"github.com/vm-run/vm-run/audit"
 )
 
 // Use is one call of a recorded session, as its ledger has it: what was
@@ -25,7 +27,7 @@ type Use struct {
 // Used reports whether the call counts as used: allowed and answered with a
 // result. A call the server failed, or that never got an answer, may have
 // been a mistake of the agent; it is offered for review, not allowed.
-func (u Use) Used() bool { return u.Verdict == Allow && u.Status == OutcomeOK }
+func (u Use) Used() bool { return u.Verdict == Allow && u.Status == audit.OutcomeOK }
 
 // GenerateOptions tune [Generate].
 type GenerateOptions struct {
@@ -124,6 +126,11 @@ func Generate(uses []Use, o GenerateOptions) (*Generated, error) {
 	out := &Generated{}
 	var used, denied, failed []observed
 	for _, u := range uses {
+		if u.Call.Resolver == nil {
+			// A ledger may come from another machine: its calls are
+			// judged as written, never against this file system.
+			u.Call.Resolver = Lexical
+		}
 		ob, why := g.observe(u)
 		if why != "" {
 			out.Skipped = append(out.Skipped, Skip{Use: u, Why: why})
@@ -193,7 +200,8 @@ func (g *generator) observe(u Use) (observed, string) {
 		if call.Name == "" {
 			return ob, "the call names no tool"
 		}
-		rels, perr := g.c.pathArgs(call)
+		paths, perr := g.c.pathArgs(call)
+		rels := paths.judged
 		if perr != nil && perr.Reason == "is not a string" {
 			return ob, perr.Error() + " (the ledger may hold it redacted or cut)"
 		}
@@ -206,8 +214,8 @@ func (g *generator) observe(u Use) (observed, string) {
 			ob.subj.class, ob.subj.name = cls, ""
 		}
 	case KindResource:
-		if why := checkURI(call.Name); why != "" {
-			return ob, "the URI " + why
+		if _, err := NormalizeURI(call.Name); err != nil {
+			return ob, err.Error()
 		}
 	case KindPrompt:
 		if call.Name == "" {

@@ -1,4 +1,4 @@
-package proxy
+package policy
 
 import (
 	"reflect"
@@ -7,11 +7,13 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/vm-run/vm-run/audit"
 )
 
 // used, deniedUse and failedUse build the uses a ledger would give.
 func used(call CallInfo) Use {
-	return Use{Call: call, Verdict: Allow, Rule: "session-rule", Status: OutcomeOK}
+	return Use{Call: call, Verdict: Allow, Rule: "session-rule", Status: audit.OutcomeOK}
 }
 
 func deniedUse(call CallInfo, rule string) Use {
@@ -85,7 +87,7 @@ func TestGenerate(t *testing.T) {
 				used(promptCall("review")),
 				used(requestCall(KindSampling)),
 				deniedUse(tool("write_file", map[string]any{"path": "src/x.go", "content": "x"}), RuleDefault),
-				failedUse(path1("read_text_file", "docs/missing.md"), OutcomeToolError),
+				failedUse(path1("read_text_file", "docs/missing.md"), audit.OutcomeToolError),
 				failedUse(path1("read_text_file", "lib/gone.md"), ""),
 			},
 			want: []string{

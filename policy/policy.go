@@ -1,4 +1,4 @@
-package proxy
+package policy
 
 import (
 	"encoding/json"
@@ -8,15 +8,18 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/vm-run/vm-run/audit"
 )
 
-// Action is what a policy does with a call.
-type Action string
+// Action is what a policy does with a call: the verdicts of the ledger's
+// decision records, under the name the policy language gives them.
+type Action = audit.Verdict
 
 // Actions.
 const (
-	Allow Action = "allow"
-	Deny  Action = "deny"
+	Allow = audit.VerdictAllow
+	Deny  = audit.VerdictDeny
 )
 
 // Kind is what a call asks for. Tools, resources and prompts are asked for by
@@ -82,6 +85,9 @@ type Rule struct {
 	Reason string    `yaml:"reason,omitempty" json:"reason,omitempty"`
 	Allow  []Matcher `yaml:"allow,omitempty" json:"allow,omitempty"`
 	Deny   []Matcher `yaml:"deny,omitempty" json:"deny,omitempty"`
+	// Origin says where the rule comes from (a profile or policy file);
+	// see [Inherit]. It is not part of the YAML schema.
+	Origin string `yaml:"-" json:"-"`
 }
 
 // Matcher selects calls. Written as a string ("read(docs/*)", "get_*",
@@ -151,8 +157,20 @@ type CallInfo struct {
 	// Annotations are the tool's annotations from the server's tools/list,
 	// or nil if the proxy has not seen any.
 	Annotations *ToolAnnotations
-	// Workspace is the absolute directory relative paths refer to.
+	// Workspace is the absolute, symlink-free directory every path
+	// argument must lead into, and that path patterns are relative to.
 	Workspace string
+	// Bases are the absolute directories inside the workspace that the
+	// server may resolve a relative path against: its working directory
+	// (the workspace) and every root it has been told. A relative path is
+	// judged against each of them, and must be allowed under all. Empty
+	// means the workspace alone.
+	Bases []string
+	// BasesPending says that the server is being told new roots: a
+	// relative path cannot be judged until the proxy knows them.
+	BasesPending bool
+	// Resolver tells where a path really leads; nil is [FS].
+	Resolver Resolver
 }
 
 // compiled is a Policy ready to decide.
@@ -195,6 +213,25 @@ func (p *Policy) Compile() error {
 	}
 	p.c = c
 	return nil
+}
+
+// Ready returns p compiled without changing p: p itself when it is, else a
+// compiled copy, so that one policy can serve many proxies at once. A nil p
+// is the zero Policy, which denies everything.
+func (p *Policy) Ready() (*Policy, error) {
+	if p != nil && p.c != nil {
+		return p, nil
+	}
+	q := &Policy{}
+	if p != nil {
+		*q = *p
+	}
+	c, err := q.compile()
+	if err != nil {
+		return nil, err
+	}
+	q.c = c
+	return q, nil
 }
 
 func (p *Policy) compile() (*compiled, error) {
@@ -305,7 +342,7 @@ func compileMatcher(r *Rule, m Matcher, classes map[string]Class) (compiledMatch
 	if m.Resource != "" {
 		set++
 		cm.kind = KindResource
-		cm.name, err = compileStringGlob(m.Resource, '/')
+		cm.name, err = compileStringGlob(normalizeURIPattern(m.Resource), '/')
 	}
 	if m.Prompt != "" {
 		set++
@@ -359,6 +396,35 @@ func compileMatcher(r *Rule, m Matcher, classes map[string]Class) (compiledMatch
 	}
 	return cm, nil
 }
+
+// normalizeURIPattern writes a resource pattern as [NormalizeURI] writes
+// the URIs it is matched against, so that "DEMO://x/a%2Eb" matches what
+// the server reads as demo://x/a.b. A pattern that is not a URI as it
+// stands (glob classes, escapes) keeps its text, with its scheme and a
+// host without glob characters lower-cased.
+func normalizeURIPattern(p string) string {
+	if norm, err := NormalizeURI(p); err == nil {
+		return norm
+	}
+	scheme, rest, ok := strings.Cut(p, ":")
+	if !ok || !uriSchemeRE.MatchString(scheme) {
+		return p
+	}
+	out := strings.ToLower(scheme) + ":"
+	if host, ok := strings.CutPrefix(rest, "//"); ok {
+		h, path, _ := strings.Cut(host, "/")
+		if !strings.ContainsAny(h, "*?[]\\") {
+			h = strings.ToLower(h)
+		}
+		rest = "//" + h
+		if strings.Contains(host, "/") {
+			rest += "/" + path
+		}
+	}
+	return out + rest
+}
+
+var uriSchemeRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*$`)
 
 // parseMatcherSpec parses the string form of a matcher:
 //

@@ -1,4 +1,4 @@
-package proxy
+package policy
 
 import (
 	"os"
@@ -66,9 +66,9 @@ func runDecide(t *testing.T, p *Policy, tests []decideCase) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := p.Decide(tt.call)
-			if d.Verdict != tt.want || d.RuleID != tt.wantRule {
+			if d.Verdict != tt.want || d.Rule != tt.wantRule {
 				t.Errorf("Decide(%s %q %v) = %s by %q (%s), want %s by %q",
-					tt.call.Kind, tt.call.Name, tt.call.Arguments, d.Verdict, d.RuleID, d.Reason, tt.want, tt.wantRule)
+					tt.call.Kind, tt.call.Name, tt.call.Arguments, d.Verdict, d.Rule, d.Reason, tt.want, tt.wantRule)
 			}
 			if d.Reason == "" {
 				t.Errorf("Decide(%q) gave no reason", tt.call.Name)
@@ -156,8 +156,8 @@ func TestDecidePathAttacks(t *testing.T) {
 			tool("read_multiple_files", map[string]any{"paths": []any{"docs/ok", tt.path}}),
 			tool("move_file", map[string]any{"source": "docs/ok", "destination": tt.path}),
 		} {
-			if d := p.Decide(call); d.Verdict != Deny || d.RuleID != RulePaths {
-				t.Errorf("%s: Decide(%s %v) = %s by %q (%s), want deny by %q", tt.name, call.Name, call.Arguments, d.Verdict, d.RuleID, d.Reason, RulePaths)
+			if d := p.Decide(call); d.Verdict != Deny || d.Rule != RulePaths {
+				t.Errorf("%s: Decide(%s %v) = %s by %q (%s), want deny by %q", tt.name, call.Name, call.Arguments, d.Verdict, d.Rule, d.Reason, RulePaths)
 			}
 		}
 	}
@@ -167,8 +167,8 @@ func TestDecidePathAttacks(t *testing.T) {
 			call = path1("read_file", "")
 			call.Arguments["path"] = v
 		}
-		if d := p.Decide(call); d.Verdict != Deny || d.RuleID != RulePaths {
-			t.Errorf("Decide(%s %v) = %s by %q, want deny by %q", call.Name, call.Arguments, d.Verdict, d.RuleID, RulePaths)
+		if d := p.Decide(call); d.Verdict != Deny || d.Rule != RulePaths {
+			t.Errorf("Decide(%s %v) = %s by %q, want deny by %q", call.Name, call.Arguments, d.Verdict, d.Rule, RulePaths)
 		}
 	}
 }
@@ -201,8 +201,13 @@ func TestDecideNamesResourcesPrompts(t *testing.T) {
 		{"resource allowed", res("file:///ws/docs/a/b.md"), "names", Allow},
 		{"resource denied", res("file:///ws/docs/private/key"), "no-secrets", Deny},
 		{"resource other", res("file:///etc/passwd"), RuleDefault, Deny},
-		{"resource dotdot", res("file:///ws/docs/../secret"), RuleURI, Deny},
-		{"resource encoded dot", res("file:///ws/docs/%2e%2e/secret"), RuleURI, Deny},
+		// Dot segments are removed, so these are file:///ws/secret, which
+		// no rule allows; they no longer pass for something under docs/.
+		{"resource dotdot", res("file:///ws/docs/../secret"), RuleDefault, Deny},
+		{"resource encoded dot", res("file:///ws/docs/%2e%2e/secret"), RuleDefault, Deny},
+		{"resource dotdot into denied", res("file:///ws/docs/x/../private/key"), "no-secrets", Deny},
+		{"resource other spelling denied", res("FILE://LOCALHOST/ws/docs/%70rivate/key"), "no-secrets", Deny},
+		{"resource denied ignoring the query", res("file:///ws/docs/private/key?x=1"), "no-secrets", Deny},
 		{"resource encoded slash", res("file:///ws/docs/private%2Fkey"), RuleURI, Deny},
 		{"resource NUL", res("file:///ws/docs/a%00"), RuleURI, Deny},
 		{"resource control", res("file:///ws/docs/a\n"), RuleURI, Deny},

@@ -1,4 +1,4 @@
-package proxy
+package policy
 
 import (
 	"errors"
@@ -36,8 +36,8 @@ func TestDecodePolicyTestdata(t *testing.T) {
 			continue
 		}
 		for _, call := range []CallInfo{path1("read_file", "docs/a.md"), path1("write_file", "src/a"), tool("echo", nil)} {
-			if a, b := p.Decide(call), again.Decide(call); a.Verdict != b.Verdict || a.RuleID != b.RuleID {
-				t.Errorf("%s: Decide(%s) = %s/%s, after a YAML round trip %s/%s", file, call.Name, a.Verdict, a.RuleID, b.Verdict, b.RuleID)
+			if a, b := p.Decide(call), again.Decide(call); a.Verdict != b.Verdict || a.Rule != b.Rule {
+				t.Errorf("%s: Decide(%s) = %s/%s, after a YAML round trip %s/%s", file, call.Name, a.Verdict, a.Rule, b.Verdict, b.Rule)
 			}
 		}
 	}
@@ -54,8 +54,8 @@ func TestDecodePolicyEmbedded(t *testing.T) {
 	if err := yaml.Unmarshal([]byte(doc), &profile); err != nil {
 		t.Fatal(err)
 	}
-	if d := profile.Tools.Decide(path1("read_file", "docs/x")); d.RuleID != "allow-docs" {
-		t.Errorf("embedded policy: Decide = %s by %q, want allow by %q", d.Verdict, d.RuleID, "allow-docs")
+	if d := profile.Tools.Decide(path1("read_file", "docs/x")); d.Rule != "allow-docs" {
+		t.Errorf("embedded policy: Decide = %s by %q, want allow by %q", d.Verdict, d.Rule, "allow-docs")
 	}
 	err := yaml.Unmarshal([]byte("tools:\n  rules:\n    - id: x\n      allow: [\"read(/etc)\"]\n"), &profile)
 	var pe *PositionError

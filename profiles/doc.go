@@ -2,8 +2,8 @@
 // built-in profiles, lookup by name, extends:, variables and validation.
 // It turns a name or a path into a [Profile] that is merged, expanded and
 // checked, and says where in which file anything is wrong. A profile's
-// tools: section is the MCP tool policy of package proxy: this package
-// finds, merges and checks it, proxy defines and enforces it.
+// tools: section is the MCP tool policy of package policy: this package
+// finds, merges and checks it, policy defines and enforces it.
 //
 //	p, err := profiles.Load("strict", profiles.Vars{
 //		Workspace: "/home/ann/src/proj",
@@ -55,7 +55,7 @@
 //     Tools: default deny; the "read" class (the read tools of
 //     @modelcontextprotocol/server-filesystem) with paths anywhere in the
 //     workspace; resources and prompts allowed; sampling, elicitation,
-//     writes and every other tool denied. This is [proxy.Strict], written
+//     writes and every other tool denied. This is [policy.Strict], written
 //     out.
 //   - standard: strict, with the workspace writable, and the "write" class
 //     allowed in the workspace.
@@ -112,7 +112,7 @@
 //	  pass: [NAME]         # variables copied from vm-run's environment
 //	  set: {NAME: VALUE}   # variables set; they win over pass
 //	tools:                 # the MCP tool policy; see Tool policy below
-//	                       # and package proxy, "Policy schema"
+//	                       # and package policy, "Policy schema"
 //	  default_action: allow|deny   # default deny
 //	  defaults: {KIND: allow|deny} # tool resource prompt sampling elicitation
 //	  classes:
@@ -150,7 +150,7 @@
 //
 // # Tool policy
 //
-// tools: is checked and decoded by package proxy ([proxy.DecodePolicy]);
+// tools: is checked and decoded by package policy ([policy.DecodePolicy]);
 // its errors name file:line:column like any other. A profile chain with no
 // tools: section at all denies every tool call, resource, prompt, sampling
 // and elicitation request (fail closed), and a policy without
@@ -168,18 +168,21 @@
 //	      deny: ["write(src/*)", "write(lib/*)"]
 //	  default_action: deny
 //
-// Across extends: the nearest tools: section is the policy in force: its
-// rules, default_action (deny when unset) and defaults replace the ones it
-// inherits, so the example above allows reads in docs/ and of *.md files
-// only, not strict's reads plus those. Classes add up, so a child can use
-// its base's. A profile without a tools: section inherits its base's
-// policy whole. "tools: ~" drops the inherited policy, so the child
-// starts from deny everything; within tools:, null and "!X" remove nothing.
+// Across extends: one rule, [policy.Inherit]: deny rules accumulate down
+// the chain and nothing later can remove them; allow rules,
+// default_action (deny when unset) and defaults come from the nearest
+// tools: section, so the example above allows reads in docs/ and of *.md
+// files only, not strict's reads plus those. Classes add up, so a child can
+// use its base's. A profile without a tools: section inherits its base's
+// policy whole. "tools: ~" is an empty section: it drops the inherited
+// allows and default (the child starts from deny everything) and keeps the
+// inherited denies; within tools:, null and "!X" remove nothing. Each rule
+// remembers the file it comes from (policy.Rule.Origin).
 //
 // [LoadPolicy] reads a file holding just a tools: section's contents, for
 // vm-run's --policy flag, and [Profile.WithPolicy] applies it to a profile
-// as a child profile would: it replaces the profile's policy, keeping the
-// profile's classes.
+// as a child profile would: the profile's denies stay, the file's allow
+// rules and default replace the profile's, classes add up.
 //
 // # Variables
 //

@@ -102,6 +102,15 @@ func (st *state) mergeMapping(base, over *yaml.Node, path string, typeOf func(st
 			if !inherited {
 				return nil, st.at(v).errorf("%s: null removes an inherited value, but none is inherited", p)
 			}
+			if t := typeOf(k.Value); t == policyType || t.Kind() == reflect.Pointer && t.Elem() == policyType {
+				// Deny rules accumulate and nothing removes them: a
+				// null tools: is an empty section, which drops what
+				// was allowed and keeps what was denied.
+				empty := st.like(v)
+				empty.Kind, empty.Tag, empty.Value = yaml.MappingNode, "!!map", ""
+				out.Content[j], out.Content[j+1] = k, st.mergeTools(out.Content[j+1], empty)
+				continue
+			}
 			removed[j] = true
 			continue
 		}

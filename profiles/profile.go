@@ -5,7 +5,7 @@ import (
 	"strings"
 
 	"github.com/vm-run/vm-run/landlock"
-	"github.com/vm-run/vm-run/proxy"
+	"github.com/vm-run/vm-run/policy"
 )
 
 // Profile is a merged, variable-expanded profile: what vm-run enforces.
@@ -28,12 +28,12 @@ type Profile struct {
 	Syscalls Syscalls `yaml:"syscalls" json:"syscalls"`
 	Limits   Limits   `yaml:"limits" json:"limits"`
 	Env      Env      `yaml:"env" json:"env"`
-	// Tools is the MCP tool policy, package proxy's schema and semantics
+	// Tools is the MCP tool policy, package policy's schema and semantics
 	// (see tools.go). After Load it is never nil and is compiled: a profile
 	// chain without a tools: section gets default_action deny for
 	// everything, and an empty default_action is filled in as deny.
-	Tools *proxy.Policy `yaml:"tools,omitempty" json:"tools,omitempty"`
-	Audit Audit         `yaml:"audit" json:"audit"`
+	Tools *policy.Policy `yaml:"tools,omitempty" json:"tools,omitempty"`
+	Audit Audit          `yaml:"audit" json:"audit"`
 }
 
 // Filesystem lists paths by the access granted beneath them. An entry ending

@@ -22,10 +22,10 @@ import (
 // variable expansion, and short:"KEY" lets a mapping be written as a scalar
 // that stands for {KEY: scalar} ("network: none").
 //
-// One section is delegated: tools: is a [proxy.Policy], whose schema and
-// decoder belong to package proxy. The walkers stop at it: check looks only
-// at its YAML form and has proxy decode it, merge keeps each file's node,
-// and the decoder hands them to proxy in order (see tools.go).
+// One section is delegated: tools: is a [policy.Policy], whose schema and
+// decoder belong to package policy. The walkers stop at it: check looks only
+// at its YAML form and has policy decode it, merge keeps each file's node,
+// and the decoder hands them to policy in order (see tools.go).
 
 // document is what a profile file holds: a profile plus extends:.
 type document struct {

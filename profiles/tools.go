@@ -7,21 +7,21 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/vm-run/vm-run/proxy"
+	"github.com/vm-run/vm-run/policy"
 	"gopkg.in/yaml.v3"
 )
 
-// The tools: section is the tool policy of package proxy, which owns its
+// The tools: section is the tool policy of package policy, which owns its
 // schema, decoder and semantics. This file is the seam: the schema walkers
-// of this package stop at [proxy.Policy] and call the functions below.
+// of this package stop at [policy.Policy] and call the functions below.
 //
 //   - check: the section's YAML form follows the profile rules (no anchors,
-//     aliases, merge keys or tags) and holds no ${VAR}; then proxy decodes
+//     aliases, merge keys or tags) and holds no ${VAR}; then policy decodes
 //     it, so a broken section is reported even if a child drops it.
 //   - merge: each file's tools: node is kept, base first (mergeTools).
-//   - decode: proxy decodes each file's section; this package checks that
+//   - decode: policy decodes each file's section; this package checks that
 //     the child can extend what it inherits (extendConflict) and combines
-//     them with [proxy.Merge].
+//     them with [policy.Merge].
 //   - validate: an absent policy or default_action becomes deny.
 //   - encode: yaml.v3 encodes the Policy (Matcher writes its string form).
 //
@@ -33,7 +33,7 @@ import (
 // is not silently a pattern for a directory called "${WORKSPACE}".
 
 // policyType is the type of the delegated section.
-var policyType = reflect.TypeFor[proxy.Policy]()
+var policyType = reflect.TypeFor[policy.Policy]()
 
 // policyLabel names a path in the tool policy in messages; "" is the top of
 // a --policy file.
@@ -59,7 +59,7 @@ func (st *state) checkTools(n *yaml.Node, path string) error {
 }
 
 // checkToolsYAML holds the tool policy to the YAML rules of profiles, which
-// proxy's decoder does not enforce, and refuses variables.
+// policy's decoder does not enforce, and refuses variables.
 func (st *state) checkToolsYAML(n *yaml.Node, path string) error {
 	at := st.at(n)
 	switch {
@@ -102,22 +102,22 @@ func (st *state) checkToolsYAML(n *yaml.Node, path string) error {
 	return nil
 }
 
-// className is what proxy accepts as a class name.
+// className is what policy accepts as a class name.
 var className = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
 
 // referencedClasses lists the classes that mapping matchers of n name
 // ("class: NAME") and that n does not define and are not built in: names
 // only an extended profile can define.
 func referencedClasses(n *yaml.Node) []string {
-	defined := proxy.BuiltinClasses()
+	defined := policy.BuiltinClasses()
 	if c := mapValue(n, "classes"); c != nil && c.Kind == yaml.MappingNode {
 		for i := 0; i+1 < len(c.Content); i += 2 {
-			defined[c.Content[i].Value] = proxy.Class{}
+			defined[c.Content[i].Value] = policy.Class{}
 		}
 	}
-	for _, k := range []proxy.Kind{proxy.KindTool, proxy.KindResource, proxy.KindPrompt,
-		proxy.KindSampling, proxy.KindElicitation} {
-		defined[string(k)] = proxy.Class{} // reserved: let proxy say so
+	for _, k := range []policy.Kind{policy.KindTool, policy.KindResource, policy.KindPrompt,
+		policy.KindSampling, policy.KindElicitation} {
+		defined[string(k)] = policy.Class{} // reserved: let policy say so
 	}
 	var out []string
 	rules := mapValue(n, "rules")
@@ -174,14 +174,14 @@ func mapIndex(n *yaml.Node, key string) int {
 	return -1
 }
 
-// decodeTools has proxy decode one tools: node, with errors as *Error at
+// decodeTools has package policy decode one tools: node, with errors as *Error at
 // file:line:col. known are classes to take as defined (by the profiles n
 // extends, or as a guess, see checkTools): they are added to n's classes
-// for proxy's checks, empty, and taken out of the result.
-func (st *state) decodeTools(n *yaml.Node, known []string, path string) (*proxy.Policy, error) {
+// for policy's checks, empty, and taken out of the result.
+func (st *state) decodeTools(n *yaml.Node, known []string, path string) (*policy.Policy, error) {
 	file := st.origin[n]
 	aug, added := withClasses(n, known)
-	pol, err := proxy.DecodePolicy(aug, func(line, col int, err error) error {
+	pol, err := policy.DecodePolicy(aug, func(line, col int, err error) error {
 		msg := err.Error()
 		if path != "" && !strings.HasPrefix(msg, path+":") {
 			msg = path + ": " + msg
@@ -203,7 +203,7 @@ func (st *state) decodeTools(n *yaml.Node, known []string, path string) (*proxy.
 		pol.Defaults = nil
 	}
 	for _, r := range pol.Rules {
-		for _, list := range [][]proxy.Matcher{r.Allow, r.Deny} {
+		for _, list := range [][]policy.Matcher{r.Allow, r.Deny} {
 			for i := range list {
 				if len(list[i].Args) == 0 {
 					list[i].Args = nil
@@ -226,7 +226,7 @@ func withClasses(n *yaml.Node, known []string) (*yaml.Node, []string) {
 	var classes *yaml.Node
 	if i := mapIndex(&out, "classes") + 1; i > 0 {
 		if out.Content[i].Kind != yaml.MappingNode {
-			return n, nil // proxy reports it
+			return n, nil // policy reports it
 		}
 		c := *out.Content[i]
 		c.Content = slices.Clone(c.Content)
@@ -246,7 +246,7 @@ func withClasses(n *yaml.Node, known []string) (*yaml.Node, []string) {
 }
 
 // mergeTools records that over's tools: section extends base's (nil when
-// nothing is inherited). The policies are merged when decoded, by proxy's
+// nothing is inherited). The policies are merged when decoded, by package policy's
 // rules, so the node returned stands for the list of sections.
 func (st *state) mergeTools(base, over *yaml.Node) *yaml.Node {
 	var layers []*yaml.Node
@@ -267,30 +267,26 @@ func (st *state) layersOf(n *yaml.Node) []*yaml.Node {
 	return []*yaml.Node{n}
 }
 
-// tools decodes the tools: sections of a profile chain, base first. The
-// nearest section is the policy: its rules, default_action and defaults
-// replace the inherited ones, so that a profile extending strict and
-// stating "allow reads in docs/" means that, not "strict's reads plus
-// docs/". Classes add up, so a child can use its base's.
-func (d *decoder) tools(n *yaml.Node, path string) (*proxy.Policy, error) {
-	var acc *proxy.Policy
+// tools decodes the tools: sections of a profile chain, base first, and
+// combines them by [policy.Inherit]: deny rules accumulate down the chain
+// and cannot be removed; allow rules, default_action and defaults come from
+// the nearest section, so that a profile extending strict and stating
+// "allow reads in docs/" means that, not "strict's reads plus docs/";
+// classes add up, so a child can use its base's. Each rule remembers the
+// file it comes from.
+func (d *decoder) tools(n *yaml.Node, path string) (*policy.Policy, error) {
+	var acc *policy.Policy
 	for _, layer := range d.st.layersOf(n) {
 		pol, err := d.st.decodeTools(layer, userClasses(acc), path)
 		if err != nil {
 			return nil, err
 		}
-		acc = replacePolicy(acc, pol)
+		pol.SetOrigin(d.st.origin[layer])
+		if acc, err = policy.Inherit(acc, pol); err != nil {
+			return nil, d.st.at(layer).errorf("tools: %v", err)
+		}
 	}
 	return acc, nil
-}
-
-// replacePolicy returns over as the policy in force, keeping base's classes
-// that over does not redefine.
-func replacePolicy(base, over *proxy.Policy) *proxy.Policy {
-	if base == nil || over == nil {
-		return over
-	}
-	return proxy.Merge(&proxy.Policy{Classes: base.Classes}, over)
 }
 
 // ruleIDNode returns the id: value of rule i of a decoded tools: node.
@@ -306,11 +302,11 @@ func ruleIDNode(n *yaml.Node, i int) *yaml.Node {
 }
 
 // userClasses lists the classes p defines beyond the built-in ones.
-func userClasses(p *proxy.Policy) []string {
+func userClasses(p *policy.Policy) []string {
 	if p == nil {
 		return nil
 	}
-	builtin := proxy.BuiltinClasses()
+	builtin := policy.BuiltinClasses()
 	var out []string
 	for name := range p.Classes {
 		if _, ok := builtin[name]; !ok {
@@ -322,7 +318,7 @@ func userClasses(p *proxy.Policy) []string {
 }
 
 // matcherWord is the WORD of a matcher written WORD or WORD(ARGUMENT), as
-// proxy parses it.
+// package policy parses it.
 func matcherWord(spec string) string {
 	word, _, _ := strings.Cut(strings.TrimSpace(spec), "(")
 	return strings.TrimSpace(word)
@@ -333,10 +329,10 @@ func matcherWord(spec string) string {
 // surface at load and the proxy gets it ready to decide.
 func (d *decoder) toolsDefault(p *Profile) error {
 	if p.Tools == nil {
-		p.Tools = &proxy.Policy{}
+		p.Tools = &policy.Policy{}
 	}
 	if p.Tools.DefaultAction == "" {
-		p.Tools.DefaultAction = proxy.Deny
+		p.Tools.DefaultAction = policy.Deny
 	}
 	if err := p.Tools.Compile(); err != nil {
 		return d.errorf(d.at("tools"), "tools", "%v", err)
@@ -344,7 +340,7 @@ func (d *decoder) toolsDefault(p *Profile) error {
 	return nil
 }
 
-// encodeTools writes the policy v (a proxy.Policy) as yaml.v3 does; its
+// encodeTools writes the policy v (a policy.Policy) as yaml.v3 does; its
 // strings are not escaped for variables, since tools: is not expanded.
 func encodeTools(v reflect.Value) *yaml.Node {
 	n := new(yaml.Node)
@@ -357,13 +353,12 @@ func encodeTools(v reflect.Value) *yaml.Node {
 // LoadPolicy reads a tool policy file, for vm-run's --policy flag. The file
 // holds what a profile's tools: section holds (rules, default_action,
 // defaults, classes), at its top level, in the same schema (see package
-// proxy). Errors in it are *Error values naming file:line:column. The
-// policy is compiled; default_action is left empty when the file does not
-// set it, so that [Profile.WithPolicy] keeps the profile's. Classes a
+// policy). Errors in it are *Error values naming file:line:column. The
+// policy is compiled; its rules name the file as their origin. Classes a
 // matcher names as "class: NAME" must be built in or defined in the file;
 // a string matcher "NAME(...)" reads NAME as a class if the profile it is
 // added to defines one, as in a profile that extends it.
-func LoadPolicy(path string) (*proxy.Policy, error) {
+func LoadPolicy(path string) (*policy.Policy, error) {
 	data, err := readFile("tool policy", path)
 	if err != nil {
 		return nil, err
@@ -372,7 +367,7 @@ func LoadPolicy(path string) (*proxy.Policy, error) {
 }
 
 // parsePolicy parses a tool policy file's data; file names it in errors.
-func parsePolicy(file string, data []byte) (*proxy.Policy, error) {
+func parsePolicy(file string, data []byte) (*policy.Policy, error) {
 	root, more, err := parseYAML(data)
 	if err != nil {
 		return nil, syntaxError(file, data, err)
@@ -403,23 +398,32 @@ func parsePolicy(file string, data []byte) (*proxy.Policy, error) {
 	if err := st.checkToolsYAML(n, ""); err != nil {
 		return nil, err
 	}
-	return st.decodeTools(n, nil, "")
+	pol, err := st.decodeTools(n, nil, "")
+	if err != nil {
+		return nil, err
+	}
+	pol.SetOrigin(file)
+	return pol, nil
 }
 
-// WithPolicy returns a copy of p whose tool policy is p's extended by extra,
-// as a profile extending p with extra as its tools: section would have it:
-// extra's rules, default_action (deny when unset) and defaults replace p's,
-// and its classes add to p's. This is how vm-run's --policy flag applies:
-// the policy in a file given on the command line is the policy in force.
-// p is not changed; a nil extra returns a copy of p.
-func (p *Profile) WithPolicy(extra *proxy.Policy) (*Profile, error) {
+// WithPolicy returns a copy of p whose tool policy is p's extended by
+// extra, as a profile extending p with extra as its tools: section would
+// have it ([policy.Inherit]): p's deny rules stay in force and extra adds
+// its own; extra's allow rules, default_action (deny when unset) and
+// defaults replace p's; its classes add to p's. This is how vm-run's
+// --policy flag applies: the file is the nearest tools: section. p is not
+// changed; a nil extra returns a copy of p.
+func (p *Profile) WithPolicy(extra *policy.Policy) (*Profile, error) {
 	q := *p
 	if extra == nil {
 		return &q, nil
 	}
-	merged := replacePolicy(p.Tools, extra)
+	merged, err := policy.Inherit(p.Tools, extra)
+	if err != nil {
+		return nil, fmt.Errorf("apply tool policy to profile %q: %w", p.Name, err)
+	}
 	if merged.DefaultAction == "" {
-		merged.DefaultAction = proxy.Deny
+		merged.DefaultAction = policy.Deny
 	}
 	if err := merged.Compile(); err != nil {
 		return nil, fmt.Errorf("apply tool policy to profile %q: %w", p.Name, err)

@@ -10,13 +10,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vm-run/vm-run/proxy"
+	"github.com/vm-run/vm-run/policy"
 )
 
 // denyAll is the policy of a profile chain without tools:, compiled as Load
 // returns it.
-func denyAll() *proxy.Policy {
-	p := &proxy.Policy{DefaultAction: proxy.Deny}
+func denyAll() *policy.Policy {
+	p := &policy.Policy{DefaultAction: policy.Deny}
 	if err := p.Compile(); err != nil {
 		panic(err)
 	}
@@ -40,17 +40,17 @@ tools:
 
 // call is one tool call and the verdict a policy should give it.
 type call struct {
-	kind    proxy.Kind
+	kind    policy.Kind
 	name    string
 	path    string // the "path" argument of a tool call, if any
-	verdict proxy.Action
+	verdict policy.Action
 	rule    string
 }
 
-func (c call) info() proxy.CallInfo {
-	ci := proxy.CallInfo{Kind: c.kind, Name: c.name, Workspace: testVars.Workspace}
+func (c call) info() policy.CallInfo {
+	ci := policy.CallInfo{Kind: c.kind, Name: c.name, Workspace: testVars.Workspace}
 	if c.kind == "" {
-		ci.Kind = proxy.KindTool
+		ci.Kind = policy.KindTool
 	}
 	if c.path != "" {
 		ci.Arguments = map[string]any{"path": c.path}
@@ -58,18 +58,18 @@ func (c call) info() proxy.CallInfo {
 	return ci
 }
 
-func checkCalls(t *testing.T, what string, p *proxy.Policy, calls []call) {
+func checkCalls(t *testing.T, what string, p *policy.Policy, calls []call) {
 	t.Helper()
 	for _, c := range calls {
 		d := p.Decide(c.info())
-		if d.Verdict != c.verdict || d.RuleID != c.rule {
+		if d.Verdict != c.verdict || d.Rule != c.rule {
 			t.Errorf("%s: Decide(%s %s %q) = %s by %q (%s), want %s by %q",
-				what, c.kind, c.name, c.path, d.Verdict, d.RuleID, d.Reason, c.verdict, c.rule)
+				what, c.kind, c.name, c.path, d.Verdict, d.Rule, d.Reason, c.verdict, c.rule)
 		}
 	}
 }
 
-func ruleIDs(p *proxy.Policy) []string {
+func ruleIDs(p *policy.Policy) []string {
 	var ids []string
 	for _, r := range p.Rules {
 		ids = append(ids, r.ID)
@@ -82,15 +82,15 @@ func ruleIDs(p *proxy.Policy) []string {
 // replaces the inherited one, so the seed under strict reads docs/ only.
 func TestToolsLoad(t *testing.T) {
 	seedCalls := []call{
-		{name: "read_text_file", path: "docs/a.txt", verdict: proxy.Allow, rule: "allow-docs"},
-		{name: "read_text_file", path: "README.md", verdict: proxy.Allow, rule: "allow-docs"},
-		{name: "read_text_file", path: "src/a.go", verdict: proxy.Deny, rule: proxy.RuleDefault},
-		{name: "write_file", path: "src/a.go", verdict: proxy.Deny, rule: "block-src-writes"},
-		{name: "move_file", path: "lib/x", verdict: proxy.Deny, rule: "block-src-writes"},
-		{name: "write_file", path: "notes.txt", verdict: proxy.Deny, rule: proxy.RuleDefault},
-		{name: "run_shell", verdict: proxy.Deny, rule: proxy.RuleDefault},
-		{kind: proxy.KindResource, name: "file:///work/proj/a", verdict: proxy.Deny, rule: proxy.RuleDefault},
-		{kind: proxy.KindSampling, name: "sampling/createMessage", verdict: proxy.Deny, rule: proxy.RuleDefault},
+		{name: "read_text_file", path: "docs/a.txt", verdict: policy.Allow, rule: "allow-docs"},
+		{name: "read_text_file", path: "README.md", verdict: policy.Allow, rule: "allow-docs"},
+		{name: "read_text_file", path: "src/a.go", verdict: policy.Deny, rule: policy.RuleDefault},
+		{name: "write_file", path: "src/a.go", verdict: policy.Deny, rule: "block-src-writes"},
+		{name: "move_file", path: "lib/x", verdict: policy.Deny, rule: "block-src-writes"},
+		{name: "write_file", path: "notes.txt", verdict: policy.Deny, rule: policy.RuleDefault},
+		{name: "run_shell", verdict: policy.Deny, rule: policy.RuleDefault},
+		{kind: policy.KindResource, name: "file:///work/proj/a", verdict: policy.Deny, rule: policy.RuleDefault},
+		{kind: policy.KindSampling, name: "sampling/createMessage", verdict: policy.Deny, rule: policy.RuleDefault},
 	}
 	tests := []struct {
 		name      string
@@ -106,62 +106,63 @@ func TestToolsLoad(t *testing.T) {
 		}, []string{"allow-docs", "block-src-writes"}, NetworkNone, seedCalls},
 		{"the seed alone", map[string]string{"p.yaml": strings.Replace(seed, "extends: strict\n", "", 1)},
 			[]string{"allow-docs", "block-src-writes"}, NetworkNone, []call{
-				{name: "read_text_file", path: "docs/a.txt", verdict: proxy.Allow, rule: "allow-docs"},
-				{name: "read_text_file", path: "README.md", verdict: proxy.Allow, rule: "allow-docs"},
-				{name: "read_text_file", path: "src/a.go", verdict: proxy.Deny, rule: proxy.RuleDefault},
-				{kind: proxy.KindResource, name: "file:///work/proj/a", verdict: proxy.Deny, rule: proxy.RuleDefault},
+				{name: "read_text_file", path: "docs/a.txt", verdict: policy.Allow, rule: "allow-docs"},
+				{name: "read_text_file", path: "README.md", verdict: policy.Allow, rule: "allow-docs"},
+				{name: "read_text_file", path: "src/a.go", verdict: policy.Deny, rule: policy.RuleDefault},
+				{kind: policy.KindResource, name: "file:///work/proj/a", verdict: policy.Deny, rule: policy.RuleDefault},
 			}},
 		{"no tools and no extends: deny everything", map[string]string{"p.yaml": "network: loopback\n"},
 			nil, NetworkLoopback, []call{
-				{name: "read_text_file", path: "docs/a.txt", verdict: proxy.Deny, rule: proxy.RuleDefault},
-				{kind: proxy.KindResource, name: "file:///work/proj/a", verdict: proxy.Deny, rule: proxy.RuleDefault},
-				{kind: proxy.KindPrompt, name: "review", verdict: proxy.Deny, rule: proxy.RuleDefault},
+				{name: "read_text_file", path: "docs/a.txt", verdict: policy.Deny, rule: policy.RuleDefault},
+				{kind: policy.KindResource, name: "file:///work/proj/a", verdict: policy.Deny, rule: policy.RuleDefault},
+				{kind: policy.KindPrompt, name: "review", verdict: policy.Deny, rule: policy.RuleDefault},
 			}},
 		{"extends strict without tools", map[string]string{"p.yaml": "extends: strict\n"},
 			[]string{"strict-read"}, NetworkNone, []call{
-				{name: "list_directory", path: "src", verdict: proxy.Allow, rule: "strict-read"},
-				{name: "write_file", path: "src/a", verdict: proxy.Deny, rule: proxy.RuleDefault},
-				{kind: proxy.KindElicitation, name: "elicitation/create", verdict: proxy.Deny, rule: proxy.RuleDefault},
+				{name: "list_directory", path: "src", verdict: policy.Allow, rule: "strict-read"},
+				{name: "write_file", path: "src/a", verdict: policy.Deny, rule: policy.RuleDefault},
+				{kind: policy.KindElicitation, name: "elicitation/create", verdict: policy.Deny, rule: policy.RuleDefault},
 			}},
-		{"a child's tools: section replaces the base's", map[string]string{
+		{"a child's tools: section replaces the base's allows and default, not its denies", map[string]string{
 			"p.yaml":    "extends: base.yaml\ntools:\n  default_action: allow\n  defaults:\n    sampling: deny\n",
-			"base.yaml": "tools:\n  default_action: deny\n  rules:\n    - id: no-src\n      deny: [\"write(src/**)\"]\n",
-		}, nil, NetworkNone, []call{
-			{name: "run_shell", verdict: proxy.Allow, rule: proxy.RuleDefault},
-			{name: "write_file", path: "src/a", verdict: proxy.Allow, rule: proxy.RuleDefault},
-			{kind: proxy.KindSampling, name: "sampling/createMessage", verdict: proxy.Deny, rule: proxy.RuleDefault},
+			"base.yaml": "tools:\n  default_action: deny\n  rules:\n    - id: no-src\n      deny: [\"write(src/**)\"]\n    - id: docs\n      allow: [\"read(docs/*)\"]\n",
+		}, []string{"no-src"}, NetworkNone, []call{
+			{name: "run_shell", verdict: policy.Allow, rule: policy.RuleDefault},
+			{name: "write_file", path: "src/a", verdict: policy.Deny, rule: "no-src"},
+			{name: "write_file", path: "lib/a", verdict: policy.Allow, rule: policy.RuleDefault},
+			{kind: policy.KindSampling, name: "sampling/createMessage", verdict: policy.Deny, rule: policy.RuleDefault},
 		}},
 		{"a child without default_action denies by default", map[string]string{
 			"p.yaml":    "extends: base.yaml\ntools:\n  rules:\n    - id: echo\n      allow: [echo]\n",
 			"base.yaml": "tools:\n  default_action: allow\n",
 		}, []string{"echo"}, NetworkNone, []call{
-			{name: "echo", verdict: proxy.Allow, rule: "echo"},
-			{name: "run_shell", verdict: proxy.Deny, rule: proxy.RuleDefault},
+			{name: "echo", verdict: policy.Allow, rule: "echo"},
+			{name: "run_shell", verdict: policy.Deny, rule: policy.RuleDefault},
 		}},
 		{"tools: ~ drops the inherited policy", map[string]string{"p.yaml": "extends: standard\ntools: ~\n"},
 			nil, NetworkNone, []call{
-				{name: "read_text_file", path: "a", verdict: proxy.Deny, rule: proxy.RuleDefault},
+				{name: "read_text_file", path: "a", verdict: policy.Deny, rule: policy.RuleDefault},
 			}},
 		{"tools: ~ then a fresh policy further down", map[string]string{
 			"p.yaml":   "extends: mid.yaml\ntools:\n  rules:\n    - id: echo\n      allow: [echo]\n",
 			"mid.yaml": "extends: strict\ntools: ~\n",
 		}, []string{"echo"}, NetworkNone, []call{
-			{name: "echo", verdict: proxy.Allow, rule: "echo"},
-			{name: "read_text_file", path: "a", verdict: proxy.Deny, rule: proxy.RuleDefault},
+			{name: "echo", verdict: policy.Allow, rule: "echo"},
+			{name: "read_text_file", path: "a", verdict: policy.Deny, rule: policy.RuleDefault},
 		}},
 		{"a child uses its base's class", map[string]string{
 			"p.yaml": "extends: base.yaml\ntools:\n  rules:\n    - id: fetch-cache\n" +
 				"      allow: [\"fetch(cache/*)\"]\n    - id: no-fetch-src\n      deny:\n        - class: fetch\n          paths: [src]\n",
 			"base.yaml": "tools:\n  classes:\n    fetch:\n      tools: [http_get]\n      path_args: [file]\n",
 		}, []string{"fetch-cache", "no-fetch-src"}, NetworkNone, []call{
-			{name: "http_get", verdict: proxy.Deny, rule: proxy.RuleDefault},
+			{name: "http_get", verdict: policy.Deny, rule: policy.RuleDefault},
 		}},
 		{"classes add up across extends", map[string]string{
 			"p.yaml":    "extends: base.yaml\ntools:\n  classes:\n    read:\n      tools: [my_reader]\n  rules:\n    - id: r\n      allow: [read]\n",
 			"base.yaml": "extends: strict\n",
 		}, []string{"r"}, NetworkNone, []call{
-			{name: "my_reader", verdict: proxy.Allow, rule: "r"},
-			{name: "read_file", verdict: proxy.Allow, rule: "r"},
+			{name: "my_reader", verdict: policy.Allow, rule: "r"},
+			{name: "read_file", verdict: policy.Allow, rule: "r"},
 		}},
 	}
 	for _, tt := range tests {
@@ -203,17 +204,17 @@ func TestToolsClassesFromBase(t *testing.T) {
 	}
 	for _, c := range []struct {
 		tool, file string
-		verdict    proxy.Action
+		verdict    policy.Action
 		rule       string
 	}{
-		{"http_get", "cache/a", proxy.Allow, "fetch-cache"},
-		{"http_get", "src/a", proxy.Deny, proxy.RuleDefault}, // the base's rule is replaced, its class kept
-		{"fetch", "cache/a", proxy.Deny, proxy.RuleDefault},  // a tool named fetch is not in the class
+		{"http_get", "cache/a", policy.Allow, "fetch-cache"},
+		{"http_get", "src/a", policy.Deny, "no-fetch-src"},    // the base's deny rule stays in force, with its class
+		{"fetch", "cache/a", policy.Deny, policy.RuleDefault}, // a tool named fetch is not in the class
 	} {
-		d := p.Tools.Decide(proxy.CallInfo{Kind: proxy.KindTool, Name: c.tool,
+		d := p.Tools.Decide(policy.CallInfo{Kind: policy.KindTool, Name: c.tool,
 			Arguments: map[string]any{"file": c.file}, Workspace: testVars.Workspace})
-		if d.Verdict != c.verdict || d.RuleID != c.rule {
-			t.Errorf("Decide(%s %q) = %s by %q, want %s by %q", c.tool, c.file, d.Verdict, d.RuleID, c.verdict, c.rule)
+		if d.Verdict != c.verdict || d.Rule != c.rule {
+			t.Errorf("Decide(%s %q) = %s by %q, want %s by %q", c.tool, c.file, d.Verdict, d.Rule, c.verdict, c.rule)
 		}
 	}
 }
@@ -328,37 +329,37 @@ func TestBuiltinTools(t *testing.T) {
 		return p
 	}
 	strict, standard, dev := load("strict"), load("standard"), load("dev")
-	// strict.yaml writes out proxy.Strict(), so that "profiles show" shows
+	// strict.yaml writes out policy.Strict(), so that "profiles show" shows
 	// what is allowed.
-	if !reflect.DeepEqual(strict.Tools, proxy.Strict()) {
-		t.Errorf("strict: tools =\n%s\nwant proxy.Strict() =\n%s", jsonOf(t, strict.Tools), jsonOf(t, proxy.Strict()))
+	if !reflect.DeepEqual(sameRules(t, strict.Tools), sameRules(t, policy.Strict())) {
+		t.Errorf("strict: tools =\n%s\nwant policy.Strict() =\n%s", jsonOf(t, strict.Tools), jsonOf(t, policy.Strict()))
 	}
-	want := proxy.Strict()
-	want.Rules = []proxy.Rule{
-		{ID: "standard-read", Reason: "the standard profile allows reading and writing in the workspace", Allow: []proxy.Matcher{{Spec: "read"}}},
-		{ID: "standard-write", Reason: "the standard profile allows reading and writing in the workspace", Allow: []proxy.Matcher{{Spec: "write"}}},
+	want := policy.Strict()
+	want.Rules = []policy.Rule{
+		{ID: "standard-read", Reason: "the standard profile allows reading and writing in the workspace", Allow: []policy.Matcher{{Spec: "read"}}},
+		{ID: "standard-write", Reason: "the standard profile allows reading and writing in the workspace", Allow: []policy.Matcher{{Spec: "write"}}},
 	}
 	if err := want.Compile(); err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(standard.Tools, want) {
+	if !reflect.DeepEqual(sameRules(t, standard.Tools), sameRules(t, want)) {
 		t.Errorf("standard: tools =\n%s\nwant strict's with read and write rules =\n%s", jsonOf(t, standard.Tools), jsonOf(t, want))
 	}
-	if !reflect.DeepEqual(dev.Tools, standard.Tools) {
+	if !reflect.DeepEqual(sameRules(t, dev.Tools), sameRules(t, standard.Tools)) {
 		t.Errorf("dev: tools =\n%s\nwant standard's", jsonOf(t, dev.Tools))
 	}
 	checkCalls(t, "strict", strict.Tools, []call{
-		{name: "read_text_file", path: "src/a.go", verdict: proxy.Allow, rule: "strict-read"},
-		{name: "read_text_file", path: "/etc/passwd", verdict: proxy.Deny, rule: proxy.RulePaths},
-		{name: "write_file", path: "src/a.go", verdict: proxy.Deny, rule: proxy.RuleDefault},
-		{kind: proxy.KindPrompt, name: "review", verdict: proxy.Allow, rule: proxy.RuleDefault},
-		{kind: proxy.KindSampling, name: "sampling/createMessage", verdict: proxy.Deny, rule: proxy.RuleDefault},
-		{kind: proxy.KindElicitation, name: "elicitation/create", verdict: proxy.Deny, rule: proxy.RuleDefault},
+		{name: "read_text_file", path: "src/a.go", verdict: policy.Allow, rule: "strict-read"},
+		{name: "read_text_file", path: "/etc/passwd", verdict: policy.Deny, rule: policy.RulePaths},
+		{name: "write_file", path: "src/a.go", verdict: policy.Deny, rule: policy.RuleDefault},
+		{kind: policy.KindPrompt, name: "review", verdict: policy.Allow, rule: policy.RuleDefault},
+		{kind: policy.KindSampling, name: "sampling/createMessage", verdict: policy.Deny, rule: policy.RuleDefault},
+		{kind: policy.KindElicitation, name: "elicitation/create", verdict: policy.Deny, rule: policy.RuleDefault},
 	})
 	checkCalls(t, "standard", standard.Tools, []call{
-		{name: "write_file", path: "src/a.go", verdict: proxy.Allow, rule: "standard-write"},
-		{name: "move_file", path: "/etc/passwd", verdict: proxy.Deny, rule: proxy.RulePaths},
-		{name: "run_shell", verdict: proxy.Deny, rule: proxy.RuleDefault},
+		{name: "write_file", path: "src/a.go", verdict: policy.Allow, rule: "standard-write"},
+		{name: "move_file", path: "/etc/passwd", verdict: policy.Deny, rule: policy.RulePaths},
+		{name: "run_shell", verdict: policy.Deny, rule: policy.RuleDefault},
 	})
 	// "vm-run profiles show strict" prints the section.
 	out, err := strict.YAML()
@@ -430,10 +431,10 @@ func TestLoadPolicy(t *testing.T) {
 	tests := []struct {
 		file      string
 		wantRules []string
-		wantDef   proxy.Action
+		wantDef   policy.Action
 		wantErr   string
 	}{
-		{"seed.yaml", []string{"allow-docs", "block-src-writes"}, proxy.Deny, ""},
+		{"seed.yaml", []string{"allow-docs", "block-src-writes"}, policy.Deny, ""},
 		{"nodef.yaml", []string{"echo"}, "", ""}, // not filled in: WithPolicy keeps the profile's
 		{"empty.yaml", nil, "", ""},
 		{"unknown.yaml", nil, "", `D/unknown.yaml:2:1: tools: unknown key "rulez" (want one of [default_action defaults classes rules])`},
@@ -483,7 +484,7 @@ func TestWithPolicy(t *testing.T) {
 		"allow.yaml": "default_action: allow\ndefaults:\n  sampling: deny\n",
 		"dup.yaml":   "rules:\n  - id: strict-read\n    deny: [read]\n",
 	})
-	extra := func(name string) *proxy.Policy {
+	extra := func(name string) *policy.Policy {
 		t.Helper()
 		p, err := LoadPolicy(filepath.Join(dir, name))
 		if err != nil {
@@ -500,11 +501,11 @@ func TestWithPolicy(t *testing.T) {
 		t.Errorf("WithPolicy(extra.yaml): rules %q, want %q", got, want)
 	}
 	checkCalls(t, "strict with extra.yaml", p.Tools, []call{
-		{name: "echo", verdict: proxy.Allow, rule: "echo"},
-		{name: "write_file", path: "src/a", verdict: proxy.Deny, rule: "block-src-writes"},
-		{name: "read_text_file", path: "a", verdict: proxy.Deny, rule: proxy.RuleDefault}, // strict's rules replaced
-		{name: "run_shell", verdict: proxy.Deny, rule: proxy.RuleDefault},                 // deny when unset
-		{kind: proxy.KindResource, name: "file:///x", verdict: proxy.Deny, rule: proxy.RuleDefault},
+		{name: "echo", verdict: policy.Allow, rule: "echo"},
+		{name: "write_file", path: "src/a", verdict: policy.Deny, rule: "block-src-writes"},
+		{name: "read_text_file", path: "a", verdict: policy.Deny, rule: policy.RuleDefault}, // strict's rules replaced
+		{name: "run_shell", verdict: policy.Deny, rule: policy.RuleDefault},                 // deny when unset
+		{kind: policy.KindResource, name: "file:///x", verdict: policy.Deny, rule: policy.RuleDefault},
 	})
 	if p.Hash() == before {
 		t.Errorf("WithPolicy: Hash() unchanged")
@@ -519,9 +520,9 @@ func TestWithPolicy(t *testing.T) {
 		t.Fatalf("WithPolicy(allow.yaml) = %v", err)
 	}
 	checkCalls(t, "strict with allow.yaml", p.Tools, []call{
-		{name: "run_shell", verdict: proxy.Allow, rule: proxy.RuleDefault}, // default_action replaced
-		{kind: proxy.KindSampling, name: "sampling/createMessage", verdict: proxy.Deny, rule: proxy.RuleDefault},
-		{kind: proxy.KindPrompt, name: "review", verdict: proxy.Allow, rule: proxy.RuleDefault},
+		{name: "run_shell", verdict: policy.Allow, rule: policy.RuleDefault}, // default_action replaced
+		{kind: policy.KindSampling, name: "sampling/createMessage", verdict: policy.Deny, rule: policy.RuleDefault},
+		{kind: policy.KindPrompt, name: "review", verdict: policy.Allow, rule: policy.RuleDefault},
 	})
 
 	// A rule id the profile used is no conflict: the profile's rules are
@@ -532,4 +533,107 @@ func TestWithPolicy(t *testing.T) {
 	if q, err := strict.WithPolicy(nil); err != nil || q == strict || q.Hash() != before {
 		t.Errorf("WithPolicy(nil) = %p, %v; want a copy of the profile", q, err)
 	}
+}
+
+// TestDenyRulesAccumulate: the case that used to walk around a profile's
+// deny: corp.yaml extends standard and denies write(src/*); a --policy
+// file that allows read and write cannot remove that deny, and neither can
+// a child profile, "tools: ~" or a rule reusing the deny's id.
+func TestDenyRulesAccumulate(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"corp.yaml": "name: corp\nextends: standard\ntools:\n  default_action: deny\n  rules:\n" +
+			"    - id: read-write\n      allow: [read, write]\n" +
+			"    - id: no-src\n      reason: sources are reviewed\n      deny: [\"write(src/*)\"]\n",
+		"extra.yaml":  "rules:\n  - id: extra-read-write\n    allow: [read, write]\n",
+		"reuse.yaml":  "rules:\n  - id: no-src\n    allow: [write]\n",
+		"child.yaml":  "extends: corp.yaml\ntools:\n  default_action: allow\n  rules:\n    - id: all\n      allow: [write]\n",
+		"null.yaml":   "extends: corp.yaml\ntools: ~\n",
+		"child2.yaml": "extends: child.yaml\ntools:\n  rules:\n    - id: more\n      deny: [\"write(lib/*)\"]\n      allow: [read]\n",
+	})
+	corp, err := (&Loader{}).Load(filepath.Join(dir, "corp.yaml"), testVars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra, err := LoadPolicy(filepath.Join(dir, "extra.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := corp.WithPolicy(extra)
+	if err != nil {
+		t.Fatalf("WithPolicy(extra.yaml) = %v", err)
+	}
+	checkCalls(t, "corp with --policy extra.yaml", p.Tools, []call{
+		{name: "write_file", path: "src/main.c", verdict: policy.Deny, rule: "no-src"},
+		{name: "write_file", path: "docs/a.md", verdict: policy.Allow, rule: "extra-read-write"},
+	})
+	for _, r := range p.Tools.Rules {
+		wantOrigin := filepath.Join(dir, "extra.yaml")
+		if r.ID == "no-src" {
+			wantOrigin = filepath.Join(dir, "corp.yaml")
+		}
+		if r.Origin != wantOrigin {
+			t.Errorf("rule %q comes from %q, want %q", r.ID, r.Origin, wantOrigin)
+		}
+	}
+	if !strings.Contains(p.Tools.Describe(), "no-src: write(src/*)  (from "+filepath.Join(dir, "corp.yaml")+")") {
+		t.Errorf("Describe() = %q, want the inherited deny with its origin", p.Tools.Describe())
+	}
+	reuse, err := LoadPolicy(filepath.Join(dir, "reuse.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := corp.WithPolicy(reuse); err == nil || !strings.Contains(err.Error(), "no-src") {
+		t.Errorf("WithPolicy(reuse.yaml), which reuses the id of an inherited deny rule = %v, want an error naming it", err)
+	}
+	for _, c := range []struct {
+		file  string
+		calls []call
+	}{
+		{"child.yaml", []call{
+			{name: "write_file", path: "src/main.c", verdict: policy.Deny, rule: "no-src"},
+			{name: "run_shell", verdict: policy.Allow, rule: policy.RuleDefault},
+		}},
+		{"null.yaml", []call{
+			{name: "write_file", path: "src/main.c", verdict: policy.Deny, rule: "no-src"},
+			{name: "read_text_file", path: "a", verdict: policy.Deny, rule: policy.RuleDefault},
+		}},
+		{"child2.yaml", []call{
+			{name: "write_file", path: "src/main.c", verdict: policy.Deny, rule: "no-src"},
+			{name: "write_file", path: "lib/a", verdict: policy.Deny, rule: "more"},
+			{name: "write_file", path: "docs/a", verdict: policy.Deny, rule: policy.RuleDefault},
+			{name: "read_text_file", path: "a", verdict: policy.Allow, rule: "more"},
+		}},
+	} {
+		p, err := (&Loader{}).Load(filepath.Join(dir, c.file), testVars)
+		if err != nil {
+			t.Fatalf("Load(%s) = %v", c.file, err)
+		}
+		checkCalls(t, c.file, p.Tools, c.calls)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "clash.yaml"), []byte("extends: corp.yaml\ntools:\n  rules:\n    - id: no-src\n      allow: [write]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = (&Loader{}).Load(filepath.Join(dir, "clash.yaml"), testVars)
+	var perr *Error
+	if !errors.As(err, &perr) || !strings.Contains(err.Error(), "no-src") || !strings.Contains(err.Error(), "clash.yaml") {
+		t.Errorf("Load(clash.yaml), which reuses an inherited deny rule's id = %v, want an *Error in clash.yaml naming it", err)
+	}
+}
+
+// sameRules returns p recompiled without the origins of its rules, for
+// comparing policies that came from different files.
+func sameRules(t testing.TB, p *policy.Policy) *policy.Policy {
+	t.Helper()
+	if p == nil {
+		return nil
+	}
+	q := &policy.Policy{DefaultAction: p.DefaultAction, Defaults: p.Defaults, Classes: p.Classes}
+	for _, r := range p.Rules {
+		r.Origin = ""
+		q.Rules = append(q.Rules, r)
+	}
+	if err := q.Compile(); err != nil {
+		t.Fatalf("recompile %+v: %v", q, err)
+	}
+	return q
 }

@@ -1,15 +1,16 @@
 // Package proxy is vm-run's MCP stdio proxy: it stands between the MCP
 // client (vm-run's own stdin and stdout) and the sandboxed MCP server (pipes
 // to its stdin and stdout), frames newline-delimited JSON-RPC 2.0 in both
-// directions, correlates requests with responses, and enforces the tool
-// policy of the profile's `tools:` section. Every decision reaches a
-// [Recorder] (the audit ledger) before it takes effect.
+// directions, correlates requests with responses, owns the MCP roots the
+// server learns, and enforces the tool policy of the profile's `tools:`
+// section (package policy). Every decision reaches a [Recorder] (the audit
+// ledger) before it takes effect.
 //
-//	pol, err := proxy.DecodePolicy(node, hook) // or proxy.Strict()
+//	pol, err := policy.DecodePolicy(node, hook) // or policy.Strict()
 //	err = proxy.Run(ctx, proxy.Config{
 //		Policy:    pol,
 //		Workspace: "/home/me/project",
-//		Recorder:  ledger, // or proxy.Discard
+//		Recorder:  proxy.Ledger(ledger), // or proxy.Discard
 //		Log:       os.Stderr,
 //	}, os.Stdin, os.Stdout, serverStdin, serverStdout)
 //
@@ -17,7 +18,8 @@
 //
 // Messages no policy concerns pass byte for byte: initialize, ping,
 // resource and prompt listings the policy leaves whole, completion,
-// logging, progress and cancellation notifications, roots, tasks. The policy
+// logging, progress and cancellation notifications, tasks. Roots are
+// rewritten (see Roots below). The policy
 // judges tools/call (by tool name and arguments), resources/read and
 // resources/subscribe (by URI), prompts/get (by name and arguments), and the
 // server's sampling/createMessage and elicitation/create requests (also when
@@ -40,7 +42,7 @@
 //     sees them (a JSON-RPC error is often shown only to the user);
 //   - every other method (resources/read, prompts/get, and the server's
 //     sampling and elicitation requests): a JSON-RPC error with code
-//     [CodePolicyDenied] (-32003).
+//     [CodePolicyDenied] (-32030).
 //
 // Both carry {"rule", "reason", "retryable": false} under the [MetaKey] key
 // (in _meta of the tool result, in data of the error). A call whose params
@@ -78,106 +80,40 @@
 // notifications/cancelled; the client's own cancellations are forwarded
 // and forget the request.
 //
+// # Roots
+//
+// The proxy owns MCP roots. A server such as server-filesystem replaces the
+// directories it serves with the client's roots and reads relative paths
+// against the first, so every roots list the client sends (its answer to
+// the server's roots/list, and roots among the inputResponses of a 2026-07-28
+// request) is rewritten before the server sees it: a root that is not a
+// file:// URI of an existing directory inside the workspace (after symbolic
+// links) is dropped, a kept one is sent as the URI of the directory it
+// really names, and an [audit.Roots] record of what was offered, kept and
+// dropped is on disk first. Every root the server was told becomes a base
+// ([policy.CallInfo].Bases): a relative path is judged against the
+// workspace and each base and must be allowed under all. While a roots/list
+// of the server awaits the client's answer, a relative path is refused with
+// a hint to retry or give an absolute one.
+//
 // # Ledger
 //
-// The [Recorder] gets each [Decision] (method, tool, redacted arguments,
-// verdict, rule, reason, latency) and returns only when it is durable; only
-// then is the call forwarded or the denial sent. If Record fails, the call
-// is denied with [RuleLedger] and Config.OnRecorderError hears of it. The
-// [Outcome] of an allowed call (status, size, duration) is recorded before
-// its answer leaves the proxy; if that fails, the requester gets -32603
-// instead of the answer.
+// The [Recorder] gets an [audit.Decision] for each judged call (method,
+// tool, the arguments as sent, verdict, rule, reason, the paths the call
+// really leads to, latency) and returns only when it is durable; only then
+// is the call forwarded or the denial sent. The ledger alone redacts: it
+// stores secret arguments as hashes of their real values. If Record fails,
+// the call is denied with [policy.RuleLedger] and Config.OnRecorderError
+// hears of it. The [audit.Outcome] of an allowed call (status, size,
+// duration) is queued before its answer leaves the proxy; if that fails,
+// the requester gets -32603 instead of the answer.
 //
 // Memory is bounded by Config.MaxLine and Config.MaxPending, not by
 // traffic: lines are read through a fixed buffer, a line over the limit is
 // discarded as it streams, and a writer that blocks blocks its reader.
 //
-// # Policy schema
+// # Log
 //
-// The `tools:` section of a profile, decoded by [DecodePolicy]:
-//
-//	tools:
-//	  default_action: deny      # allow | deny; absent means deny
-//	  defaults:                 # optional per-kind override of default_action
-//	    resource: allow         # kinds: tool resource prompt sampling elicitation
-//	  classes:                  # add to the built-in classes
-//	    read:
-//	      tools: [my_reader]    # tool-name globs
-//	    fetch:
-//	      tools: ["http_*"]
-//	      path_args: [file]     # arguments holding paths (string or list)
-//	      read_only: true       # server annotations may veto allows
-//	  rules:
-//	    - id: allow-docs
-//	      allow: ["read(docs/*)", "read(*.md)"]
-//	    - id: block-src-writes
-//	      reason: sources are reviewed, not edited by agents
-//	      deny: ["write(src/*)", "write(lib/*)"]
-//	    - id: misc
-//	      allow:
-//	        - echo                          # tool named echo (or glob: get_*)
-//	        - tool(read)                    # a tool named like a class
-//	        - resource(file:///srv/docs/**) # URI glob
-//	        - prompt(review_*)
-//	        - sampling                      # the server's sampling requests
-//	        - tool: search_files            # mapping form
-//	          paths: ["src/**"]
-//	          args:
-//	            pattern: {glob: "*.go"}
-//	            query: {regex: "[a-z ]+"}   # anchored: must match all
-//
-// The seeds' example, `rules`, `default_action` and all, is a valid
-// `tools:` section (its `network:` key belongs to the profile, not here).
-//
-// A matcher string is WORD or WORD(ARGUMENT). sampling and elicitation take
-// no argument; tool(NAME), resource(URI) and prompt(NAME) take a glob; a
-// class name takes an optional path glob, as does any other word, which is a
-// tool-name glob. The built-in classes are "read" and "write", holding the
-// tools of @modelcontextprotocol/server-filesystem by what they do, with
-// path arguments path, paths, source and destination (see
-// [BuiltinClasses]).
-//
-// Name globs: "*" any run of characters, "?" one, "[a-z]" and "[!a]"
-// classes, "\" quotes. URI globs are the same except that "*" and "?" stop
-// at "/" and "**" does not. Path globs are gitignore-like and relative to
-// the workspace: a pattern with a "/" is anchored at the workspace root, one
-// without matches at any depth ("*.md" is "**/*.md"), "./*.md" anchors it;
-// "*" stays within one name, "**" spans any number of names (none
-// included). Absolute patterns and ".." are errors.
-//
-// A path matcher in an allow list grants a call when every path argument
-// lies at or beneath a match ("read(docs/*)" allows docs/a and docs/a/b but
-// not docs itself; "read(docs)" or "read(docs/**)" includes it). In a deny
-// list it refuses a call when any path argument touches a match, beneath it
-// or above it ("write(src/*)" also refuses moving src away). A matcher with
-// paths never matches a call without path arguments. Argument constraints
-// must all hold; in a deny list an argument no pattern can describe (an
-// object) counts as a match.
-//
-// Path arguments are checked before any rule: invalid UTF-8, NUL and
-// control characters, "..", "~", absolute paths outside the workspace,
-// leading or trailing blanks and quotes, and characters Unicode
-// normalisation would change deny the call ([RulePaths]), even under
-// default_action: allow. Paths are compared lexically and case-sensitively,
-// as Linux compares names; symbolic links are not followed (Landlock bounds
-// what a link inside the workspace can reach). Resource URIs with dot
-// segments or percent-encoded dots, slashes, backslashes, percent signs or
-// NULs are denied ([RuleURI]).
-//
-// Order: deny beats allow beats the default. Tool annotations are the
-// server's claims: they can tighten a decision and never loosen it. An
-// allow through a read_only class (the built-in "read" is one) does not
-// apply to a tool the server annotates readOnlyHint: false or
-// destructiveHint: true.
-//
-// # Built-in policies
-//
-// [Strict] is the policy of the built-in strict profiles: default deny, the
-// "read" class allowed in the workspace, resources and prompts allowed,
-// everything else (writes, unknown tools, sampling, elicitation) denied.
-// Reading inside the workspace discloses nothing the sandbox does not
-// already give the server, while writes and unknown tools change things and
-// must be named in a profile; sampling and elicitation are channels from a
-// hostile server to the model and the user. [Permissive] allows everything
-// but keeps the path checks.
+// Config.Log gets one line per refused or dropped message, each starting
+// "vm-run: proxy: " once; pass the stream as it is.
 package proxy

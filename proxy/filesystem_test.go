@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/vm-run/vm-run/policy"
 )
 
 // These tests run the real @modelcontextprotocol/server-filesystem (no
@@ -42,7 +44,7 @@ func requireMCPServer(t *testing.T, pkg string) string {
 
 // startFilesystem runs server-filesystem on a fresh workspace behind the
 // proxy and connects a Go SDK client.
-func startFilesystem(t *testing.T, pol *Policy) (*mcp.ClientSession, string) {
+func startFilesystem(t *testing.T, pol *policy.Policy) (*mcp.ClientSession, string) {
 	t.Helper()
 	script := requireMCPServer(t, fsPackage)
 	ws, err := filepath.EvalSymlinks(t.TempDir())
@@ -67,7 +69,7 @@ func startFilesystem(t *testing.T, pol *Policy) (*mcp.ClientSession, string) {
 // terminate, the server gets SIGTERM once the client has gone, as the
 // launcher does after its grace period; otherwise it must exit on its own
 // when its stdin closes.
-func startNodeServer(t *testing.T, pol *Policy, ws string, opts *mcp.ClientOptions, terminate bool, script string, args ...string) *mcp.ClientSession {
+func startNodeServer(t *testing.T, pol *policy.Policy, ws string, opts *mcp.ClientOptions, terminate bool, script string, args ...string) *mcp.ClientSession {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, "node", append([]string{script}, args...)...)
@@ -123,8 +125,8 @@ func startNodeServer(t *testing.T, pol *Policy, ws string, opts *mcp.ClientOptio
 // server's tools/list: every tool is in exactly one class, "read" holds the
 // tools annotated read-only, and the path arguments are the ones named.
 func TestFilesystemServerClasses(t *testing.T) {
-	cs, _ := startFilesystem(t, Permissive())
-	classes := BuiltinClasses()
+	cs, _ := startFilesystem(t, policy.Permissive())
+	classes := policy.BuiltinClasses()
 	var seen []string
 	for tool, err := range cs.Tools(context.Background(), nil) {
 		if err != nil {
@@ -141,8 +143,8 @@ func TestFilesystemServerClasses(t *testing.T) {
 		props, _ := schema["properties"].(map[string]any)
 		for name := range props {
 			looksLikePath := strings.Contains(strings.ToLower(name), "path") || name == "source" || name == "destination"
-			if looksLikePath != slices.Contains(fsPathArgs, name) {
-				t.Errorf("tool %q argument %q: looks like a path %v, in the path arguments %v", tool.Name, name, looksLikePath, fsPathArgs)
+			if looksLikePath != slices.Contains(classes["read"].PathArgs, name) {
+				t.Errorf("tool %q argument %q: looks like a path %v, in the path arguments %v", tool.Name, name, looksLikePath, classes["read"].PathArgs)
 			}
 		}
 	}
@@ -155,7 +157,7 @@ func TestFilesystemServerClasses(t *testing.T) {
 }
 
 func TestFilesystemServerPolicy(t *testing.T) {
-	pol := Merge(loadPolicy(t, "seeds"), &Policy{Rules: []Rule{{ID: "tmp-writes", Allow: []Matcher{{Spec: "write(tmp/**)"}}}}})
+	pol := policy.Merge(loadPolicy(t, "seeds"), &policy.Policy{Rules: []policy.Rule{{ID: "tmp-writes", Allow: []policy.Matcher{{Spec: "write(tmp/**)"}}}}})
 	if err := pol.Compile(); err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +171,7 @@ func TestFilesystemServerPolicy(t *testing.T) {
 		}
 		names = append(names, tool.Name)
 	}
-	if !slices.Contains(names, "read_text_file") || !slices.Contains(names, "write_file") || len(names) != len(BuiltinClasses()["read"].Tools)+len(BuiltinClasses()["write"].Tools) {
+	if !slices.Contains(names, "read_text_file") || !slices.Contains(names, "write_file") || len(names) != len(policy.BuiltinClasses()["read"].Tools)+len(policy.BuiltinClasses()["write"].Tools) {
 		t.Errorf("tools = %v, want every tool (writes are allowed under tmp)", names)
 	}
 
@@ -181,15 +183,15 @@ func TestFilesystemServerPolicy(t *testing.T) {
 	}{
 		{"read_text_file", map[string]any{"path": "docs/a.md"}, "", "# docs"},
 		{"read_text_file", map[string]any{"path": filepath.Join(ws, "README.md")}, "", "readme"},
-		{"read_text_file", map[string]any{"path": "src/main.go"}, RuleDefault, ""},
-		{"read_text_file", map[string]any{"path": "../../../etc/passwd"}, RulePaths, ""},
-		{"read_text_file", map[string]any{"path": "/etc/passwd"}, RulePaths, ""},
-		{"read_multiple_files", map[string]any{"paths": []any{"docs/a.md", "src/main.go"}}, RuleDefault, ""},
+		{"read_text_file", map[string]any{"path": "src/main.go"}, policy.RuleDefault, ""},
+		{"read_text_file", map[string]any{"path": "../../../etc/passwd"}, policy.RulePaths, ""},
+		{"read_text_file", map[string]any{"path": "/etc/passwd"}, policy.RulePaths, ""},
+		{"read_multiple_files", map[string]any{"paths": []any{"docs/a.md", "src/main.go"}}, policy.RuleDefault, ""},
 		{"write_file", map[string]any{"path": "src/main.go", "content": "pwned"}, "block-src-writes", ""},
 		{"move_file", map[string]any{"source": "src", "destination": "tmp/src"}, "block-src-writes", ""},
 		{"create_directory", map[string]any{"path": "tmp"}, "", "Successfully"},
 		{"write_file", map[string]any{"path": "tmp/out.txt", "content": "ok"}, "", "Successfully"},
-		{"list_directory", map[string]any{"path": "docs/"}, RuleDefault, ""},
+		{"list_directory", map[string]any{"path": "docs/"}, policy.RuleDefault, ""},
 	}
 	for _, tt := range tests {
 		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: tt.tool, Arguments: tt.args})
@@ -263,7 +265,7 @@ rules:
 		t.Errorf("CallTool(echo) = %v, %v; want the echo", res, err)
 	}
 	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "get-env", Arguments: map[string]any{}})
-	if err != nil || !res.IsError || !strings.Contains(text(res), RuleDefault) {
+	if err != nil || !res.IsError || !strings.Contains(text(res), policy.RuleDefault) {
 		t.Errorf("CallTool(get-env) = %v, %v; want a denial", res, err)
 	}
 	for _, tool := range []string{"trigger-sampling-request", "trigger-elicitation-request"} {

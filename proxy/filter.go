@@ -5,7 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
+
+	"github.com/vm-run/vm-run/audit"
+	"github.com/vm-run/vm-run/policy"
 )
 
 // maxHints bounds the annotation cache; a server listing more tools than
@@ -16,16 +21,16 @@ const maxHints = 1 << 16
 // callInfo extracts what the policy decides on from a client request.
 // governed is false for methods no policy concerns. perr reports params
 // the proxy cannot read: such a call is refused with -32602.
-func callInfo(m *message) (call CallInfo, args []byte, governed bool, perr error) {
-	var kind Kind
+func callInfo(m *message) (call policy.CallInfo, args []byte, governed bool, perr error) {
+	var kind policy.Kind
 	key := "name"
 	switch m.method {
 	case "tools/call":
-		kind = KindTool
+		kind = policy.KindTool
 	case "prompts/get":
-		kind = KindPrompt
+		kind = policy.KindPrompt
 	case "resources/read", "resources/subscribe":
-		kind, key = KindResource, "uri"
+		kind, key = policy.KindResource, "uri"
 	default:
 		return call, nil, false, nil
 	}
@@ -39,7 +44,7 @@ func callInfo(m *message) (call CallInfo, args []byte, governed bool, perr error
 		return call, nil, true, fmt.Errorf("params.%s must be a string", key)
 	}
 	call.Name = name
-	if kind == KindResource {
+	if kind == policy.KindResource {
 		return call, nil, true, nil
 	}
 	args = params["arguments"]
@@ -54,30 +59,36 @@ func callInfo(m *message) (call CallInfo, args []byte, governed bool, perr error
 
 // decide runs the policy on a call and records the decision. It returns
 // only once the Recorder has the decision, or with a denial if it failed.
-func (p *proxy) decide(ctx context.Context, m *message, from string, call CallInfo, args []byte, perr error, start time.Time) Decision {
-	var d Decision
+// The arguments go to the Recorder as sent: the ledger stores secrets among
+// them as hashes of their real values.
+func (p *proxy) decide(ctx context.Context, m *message, from string, call policy.CallInfo, args []byte, perr error, start time.Time) audit.Decision {
+	var d audit.Decision
 	if perr != nil {
-		d = Decision{Kind: call.Kind, Name: call.Name, Verdict: Deny, RuleID: RuleInvalid, Reason: perr.Error()}
+		d = audit.Decision{Kind: string(call.Kind), Tool: call.Name, Verdict: policy.Deny, Rule: policy.RuleInvalid, Reason: perr.Error()}
 	} else {
 		call.Workspace = p.cfg.Workspace
-		if call.Kind == KindTool {
+		call.Resolver = p.cfg.Resolver
+		call.Bases, call.BasesPending = p.bases()
+		if call.Kind == policy.KindTool {
 			call.Annotations = p.hint(call.Name)
 		}
 		d = p.policy.Decide(call)
 	}
 	d.Seq = p.seq.Add(1)
-	d.Time, d.From, d.Method = start, from, m.method
+	d.From, d.Method = from, m.method
 	d.RequestID = clone(m.id)
-	d.Arguments = redact(args, p.cfg.Redact)
-	d.Latency = time.Since(start)
+	if len(args) > 0 {
+		d.Args = json.RawMessage(clone(args))
+	}
+	d.LatencyNS = int64(time.Since(start))
 	if p.stopped.Load() {
-		d.Verdict, d.RuleID, d.Matcher = Deny, RuleLedger, ""
+		d.Verdict, d.Rule, d.Matcher = policy.Deny, policy.RuleLedger, ""
 		d.Reason = "vm-run is shutting down"
 		return d
 	}
 	if err := p.cfg.Recorder.Record(ctx, d); err != nil {
-		p.recorderFailed(fmt.Errorf("record decision %d on %s %q: %w", d.Seq, d.Method, d.Name, err))
-		d.Verdict, d.RuleID, d.Matcher = Deny, RuleLedger, ""
+		p.recorderFailed(fmt.Errorf("record decision %d on %s %q: %w", d.Seq, d.Method, d.Tool, err))
+		d.Verdict, d.Rule, d.Matcher = policy.Deny, policy.RuleLedger, ""
 		d.Reason = fmt.Sprintf("the audit ledger could not record the decision (%v), and vm-run denies what it cannot record", err)
 	}
 	return d
@@ -97,8 +108,8 @@ func (p *proxy) outcome(ctx context.Context, pd *pending, status string, code, s
 	if d == nil {
 		return nil
 	}
-	o := Outcome{Seq: d.Seq, Kind: d.Kind, Name: d.Name, Method: pd.method, Status: status, Code: code, Size: size, Duration: time.Since(pd.start)}
-	if err := p.cfg.Recorder.Outcome(ctx, o); err != nil {
+	o := audit.Outcome{Seq: d.Seq, Kind: d.Kind, Name: d.Tool, Method: pd.method, Status: status, Code: code, Size: size, DurationNS: int64(time.Since(pd.start))}
+	if err := p.cfg.Recorder.Queue(ctx, o); err != nil {
 		err = fmt.Errorf("record outcome of decision %d: %w", d.Seq, err)
 		p.recorderFailed(err)
 		return err
@@ -107,21 +118,21 @@ func (p *proxy) outcome(ctx context.Context, pd *pending, status string, code, s
 }
 
 // denialText is what the agent reads.
-func denialText(d Decision) string {
+func denialText(d audit.Decision) string {
 	return fmt.Sprintf("vm-run policy denied this request (rule %q): %s. "+
 		"This is a policy decision, not a fault in the request: retrying it will be denied again. "+
-		"If it is needed, ask the user to change the vm-run profile.", d.RuleID, d.Reason)
+		"If it is needed, ask the user to change the vm-run profile.", d.Rule, d.Reason)
 }
 
-func denialMeta(d Decision) map[string]any {
-	return map[string]any{"rule": d.RuleID, "reason": d.Reason, "retryable": false}
+func denialMeta(d audit.Decision) map[string]any {
+	return map[string]any{"rule": d.Rule, "reason": d.Reason, "retryable": false}
 }
 
 // denial answers a denied client request. A tools/call gets a tool result
 // with isError: true, which MCP clients show to the model (MCP 2025-06-18
 // server/tools, "Error Handling": tool execution errors go in the result so
 // the model can adapt); every other method gets a CodePolicyDenied error.
-func denial(method string, id []byte, d Decision) []byte {
+func denial(method string, id []byte, d audit.Decision) []byte {
 	if method != "tools/call" {
 		return errorResponse(id, denialError(d))
 	}
@@ -132,7 +143,7 @@ func denial(method string, id []byte, d Decision) []byte {
 	})
 }
 
-func denialError(d Decision) rpcError {
+func denialError(d audit.Decision) rpcError {
 	return rpcError{Code: CodePolicyDenied, Message: denialText(d), Data: map[string]any{MetaKey: denialMeta(d)}}
 }
 
@@ -145,15 +156,15 @@ func (p *proxy) filterResponse(ctx context.Context, pd *pending, m *message) (ou
 	}
 	switch pd.method {
 	case "tools/list":
-		out, err = p.filterList(m, "tools", "name", KindTool)
+		out, err = p.filterList(m, "tools", "name", policy.KindTool)
 	case "resources/list":
-		out, err = p.filterList(m, "resources", "uri", KindResource)
+		out, err = p.filterList(m, "resources", "uri", policy.KindResource)
 	case "prompts/list":
-		out, err = p.filterList(m, "prompts", "name", KindPrompt)
+		out, err = p.filterList(m, "prompts", "name", policy.KindPrompt)
 	case "tools/call", "prompts/get", "resources/read":
-		var d *Decision
+		var d *audit.Decision
 		if d, err = p.inputRequests(ctx, m); d != nil {
-			return denial(pd.method, pd.id, *d), OutcomeInputDenied, nil
+			return denial(pd.method, pd.id, *d), audit.OutcomeInputDenied, nil
 		}
 		out = m.line
 	default:
@@ -165,7 +176,7 @@ func (p *proxy) filterResponse(ctx context.Context, pd *pending, m *message) (ou
 // filterList removes the items the policy hides from one page of a list
 // result; nextCursor and every other member pass unchanged, so pagination
 // works as before. A page with nothing to remove is forwarded byte for byte.
-func (p *proxy) filterList(m *message, key, nameKey string, kind Kind) ([]byte, error) {
+func (p *proxy) filterList(m *message, key, nameKey string, kind policy.Kind) ([]byte, error) {
 	res, ok := objectMembers(m.result)
 	if !ok {
 		return nil, errors.New("result is not an object")
@@ -182,8 +193,8 @@ func (p *proxy) filterList(m *message, key, nameKey string, kind Kind) ([]byte, 
 			p.logf("%s[%d] has no string %q; removed", key, i, nameKey)
 			continue
 		}
-		var ann *ToolAnnotations
-		if kind == KindTool {
+		var ann *policy.ToolAnnotations
+		if kind == policy.KindTool {
 			ann = p.learn(name, item["annotations"])
 		}
 		if p.policy.Visible(kind, name, ann) {
@@ -201,8 +212,8 @@ func (p *proxy) filterList(m *message, key, nameKey string, kind Kind) ([]byte, 
 // claims. Claims only tighten: once the server says a tool writes, later
 // listings saying otherwise do not undo it. A hint that is not a boolean is
 // read as the worrying value.
-func (p *proxy) learn(name string, raw json.RawMessage) *ToolAnnotations {
-	var got ToolAnnotations
+func (p *proxy) learn(name string, raw json.RawMessage) *policy.ToolAnnotations {
+	var got policy.ToolAnnotations
 	if ann, ok := objectMembers(raw); ok {
 		if v, present := ann["readOnlyHint"]; present {
 			ro := string(v) == "true"
@@ -239,7 +250,7 @@ func tighter(a, b *bool, worry bool) *bool {
 	return a
 }
 
-func (p *proxy) hint(name string) *ToolAnnotations {
+func (p *proxy) hint(name string) *policy.ToolAnnotations {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.hints[name]
@@ -249,7 +260,7 @@ func (p *proxy) hint(name string) *ToolAnnotations {
 // for (MCP 2026-07-28, SEP-2322: resultType "input_required" with
 // inputRequests); without this a server could reach sampling or
 // elicitation through a tool result. It returns the first denial.
-func (p *proxy) inputRequests(ctx context.Context, m *message) (*Decision, error) {
+func (p *proxy) inputRequests(ctx context.Context, m *message) (*audit.Decision, error) {
 	res, ok := objectMembers(m.result)
 	if !ok {
 		return nil, errors.New("result is not an object")
@@ -262,7 +273,7 @@ func (p *proxy) inputRequests(ctx context.Context, m *message) (*Decision, error
 	if !ok {
 		return nil, errors.New("inputRequests is not an object")
 	}
-	for _, key := range sortedKeys(reqs) {
+	for _, key := range slices.Sorted(maps.Keys(reqs)) {
 		req, _ := objectMembers(reqs[key])
 		method, err := decodeString(req["method"])
 		if err != nil {
@@ -274,10 +285,10 @@ func (p *proxy) inputRequests(ctx context.Context, m *message) (*Decision, error
 		kind, known := serverKinds[method]
 		in := &message{method: method, id: marshalLine(key)}
 		if !known {
-			d := Decision{Verdict: Deny, RuleID: RuleDefault, Name: method, Reason: fmt.Sprintf("the result asks the client for %q, which vm-run does not forward", method)}
+			d := audit.Decision{Verdict: policy.Deny, Rule: policy.RuleDefault, Tool: method, Reason: fmt.Sprintf("the result asks the client for %q, which vm-run does not forward", method)}
 			return &d, nil
 		}
-		d := p.decide(ctx, in, "server", CallInfo{Kind: kind, Name: method}, req["params"], nil, time.Now())
+		d := p.decide(ctx, in, "server", policy.CallInfo{Kind: kind, Name: method}, req["params"], nil, time.Now())
 		if !d.Allowed() {
 			return &d, nil
 		}

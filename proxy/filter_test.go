@@ -5,6 +5,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/vm-run/vm-run/audit"
+	"github.com/vm-run/vm-run/policy"
 )
 
 // listed returns the names (or URIs) in one page of a list result, and the
@@ -72,8 +75,8 @@ func TestToolsListFilteredWithPagination(t *testing.T) {
 	// The server said list_directory is destructive (a non-boolean hint is
 	// read as the worrying value): the read class no longer allows it.
 	h.client(`{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"list_directory","arguments":{"path":"docs/sub"}}}`)
-	if rule := toolDenial(t, h.clientGot(), "4"); rule != RuleDefault {
-		t.Errorf("call to a tool annotated destructive: rule %q, want %q", rule, RuleDefault)
+	if rule := toolDenial(t, h.clientGot(), "4"); rule != policy.RuleDefault {
+		t.Errorf("call to a tool annotated destructive: rule %q, want %q", rule, policy.RuleDefault)
 	}
 	decisions, _ := h.rec.snapshot()
 	if len(decisions) != 1 || !strings.Contains(decisions[0].Reason, "destructiveHint: true") {
@@ -103,7 +106,7 @@ func TestResourcesAndPromptsListFiltered(t *testing.T) {
 }
 
 func TestInputRequestsChecked(t *testing.T) {
-	h := startHarness(t, Config{Policy: Permissive()})
+	h := startHarness(t, Config{Policy: policy.Permissive()})
 	h.client(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ask"}}`)
 	h.serverGot()
 	// roots/list and allowed elicitation pass.
@@ -113,20 +116,20 @@ func TestInputRequestsChecked(t *testing.T) {
 		t.Errorf("client got %q, want %q", got, ok)
 	}
 
-	h2 := startHarness(t, Config{Policy: Strict()})
+	h2 := startHarness(t, Config{Policy: policy.Strict()})
 	h2.client(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"a"}}}`)
 	h2.serverGot()
 	h2.server(`{"jsonrpc":"2.0","id":1,"result":{"resultType":"input_required","inputRequests":{"s":{"method":"sampling/createMessage","params":{"messages":[],"maxTokens":9}}}}}`)
-	if rule := toolDenial(t, h2.clientGot(), "1"); rule != RuleDefault {
-		t.Errorf("sampling via inputRequests: rule %q, want %q", rule, RuleDefault)
+	if rule := toolDenial(t, h2.clientGot(), "1"); rule != policy.RuleDefault {
+		t.Errorf("sampling via inputRequests: rule %q, want %q", rule, policy.RuleDefault)
 	}
 	h2.client(`{"jsonrpc":"2.0","id":2,"method":"prompts/get","params":{"name":"p"}}`)
 	h2.serverGot()
 	h2.server(`{"jsonrpc":"2.0","id":2,"result":{"inputRequests":{"x":{"method":"shell/exec"}}}}`)
 	wantError(t, h2.clientGot(), "2", CodePolicyDenied)
 	_, outcomes := h2.rec.snapshot()
-	if len(outcomes) != 2 || outcomes[0].Status != OutcomeInputDenied {
-		t.Errorf("outcomes = %+v, want two %q", outcomes, OutcomeInputDenied)
+	if len(outcomes) != 2 || outcomes[0].Status != audit.OutcomeInputDenied {
+		t.Errorf("outcomes = %+v, want two %q", outcomes, audit.OutcomeInputDenied)
 	}
 }
 
@@ -153,7 +156,7 @@ func TestServerRequestsToClient(t *testing.T) {
 		t.Errorf("server got %q, want the ping", got)
 	}
 	decisions, outcomes := h.rec.snapshot()
-	if len(decisions) != 1 || decisions[0].Kind != KindElicitation || decisions[0].From != "server" || len(outcomes) != 1 || outcomes[0].Status != OutcomeOK {
+	if len(decisions) != 1 || decisions[0].Kind != string(policy.KindElicitation) || decisions[0].From != "server" || len(outcomes) != 1 || outcomes[0].Status != audit.OutcomeOK {
 		t.Errorf("decisions %+v, outcomes %+v; want one allowed elicitation with an ok outcome", decisions, outcomes)
 	}
 }

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/vm-run/vm-run/audit"
+	"github.com/vm-run/vm-run/policy"
 )
 
 // Methods the proxy knows, by direction (MCP 2025-06-18, 2025-11-25 and
@@ -67,6 +70,12 @@ func (p *proxy) clientLine(ctx context.Context, line []byte) {
 			p.logf("client answered unknown request id %s; dropped", m.id)
 			return
 		}
+		if pd.method == "roots/list" {
+			line = p.rootsAnswered(ctx, pd, m)
+			if line == nil {
+				return
+			}
+		}
 		if pd.decision != nil {
 			if err := p.outcome(ctx, pd, statusOf(m), codeOf(m), len(line)); err != nil {
 				p.replyServer(pd.id, rpcError{Code: CodeInternalError, Message: "vm-run: the audit ledger could not record the outcome, so the answer is withheld"})
@@ -94,6 +103,13 @@ func (p *proxy) clientRequest(ctx context.Context, m *message, start time.Time) 
 		p.replyClient(m.id, rpcError{Code: CodeMethodNotFound, Message: fmt.Sprintf("Method not found: %q is not an MCP method vm-run forwards", m.method)})
 		return
 	}
+	line, err := p.rootsInInput(ctx, m)
+	if err != nil {
+		p.logf("client request %s refused: %v", m.id, err)
+		p.replyClient(m.id, rpcError{Code: CodeInternalError, Message: "vm-run could not check the roots in inputResponses: " + err.Error()})
+		return
+	}
+	m.line = line
 	if e := p.admit(p.fromClient, m); e != nil {
 		p.logf("client request %s refused: %s", m.id, e.Message)
 		p.replyClient(m.id, *e)
@@ -103,7 +119,7 @@ func (p *proxy) clientRequest(ctx context.Context, m *message, start time.Time) 
 	if call, args, governed, perr := callInfo(m); governed {
 		d := p.decide(ctx, m, "client", call, args, perr, start)
 		if !d.Allowed() {
-			if perr != nil && d.RuleID == RuleInvalid {
+			if perr != nil && d.Rule == policy.RuleInvalid {
 				p.replyClient(m.id, rpcError{Code: CodeInvalidParams, Message: "Invalid params: " + perr.Error()})
 			} else {
 				p.sendClient(denial(m.method, m.id, d))
@@ -112,13 +128,29 @@ func (p *proxy) clientRequest(ctx context.Context, m *message, start time.Time) 
 		}
 		pd.decision = &d
 	}
-	p.track(p.fromClient, m.idKey, pd, true)
+	p.track(p.fromClient, m.idKey, pd)
 	if err := p.toServer.writeLine(m.line); err != nil {
 		p.logf("write to server: %v", err)
-		if p.take(p.fromClient, m.idKey) == pd { // else a timer answered it
-			p.outcome(ctx, pd, OutcomeServerGone, CodeInternalError, 0)
+		if p.take(p.fromClient, m.idKey) == pd {
+			p.outcome(ctx, pd, audit.OutcomeServerGone, CodeInternalError, 0)
 			p.replyClient(m.id, rpcError{Code: CodeInternalError, Message: "the MCP server is not reading its input (it may have exited)"})
 		}
+		return
+	}
+	// The timer starts once the request is written, so that the server
+	// never sees its cancellation before the request itself.
+	p.arm(m.idKey, pd)
+}
+
+// arm starts the CallTimeout timer of a client request still in flight.
+func (p *proxy) arm(key string, pd *pending) {
+	if p.cfg.CallTimeout <= 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.fromClient[key] == pd && pd.timer == nil {
+		pd.timer = time.AfterFunc(p.cfg.CallTimeout, func() { p.timeout(key, pd) })
 	}
 }
 
@@ -136,15 +168,13 @@ func (p *proxy) admit(table map[string]*pending, m *message) *rpcError {
 	return nil
 }
 
-// track records a forwarded request. Client requests (timed) get the
-// CallTimeout timer; the client runs its own timers for server requests.
-func (p *proxy) track(table map[string]*pending, key string, pd *pending, timed bool) {
+// track records a request about to be forwarded. Client requests get
+// their CallTimeout timer from arm once written; the client runs its own
+// timers for server requests.
+func (p *proxy) track(table map[string]*pending, key string, pd *pending) {
 	pd.start = time.Now()
 	p.mu.Lock()
 	table[key] = pd
-	if timed && p.cfg.CallTimeout > 0 {
-		pd.timer = time.AfterFunc(p.cfg.CallTimeout, func() { p.timeout(key, pd) })
-	}
 	p.mu.Unlock()
 }
 
@@ -172,7 +202,7 @@ func (p *proxy) timeout(key string, pd *pending) {
 		return
 	}
 	msg := fmt.Sprintf("the MCP server did not answer within %v", p.cfg.CallTimeout)
-	p.outcome(context.Background(), pd, OutcomeTimeout, CodeInternalError, 0)
+	p.outcome(context.Background(), pd, audit.OutcomeTimeout, CodeInternalError, 0)
 	p.replyClient(pd.id, rpcError{Code: CodeInternalError, Message: msg})
 	cancel := notification("notifications/cancelled", map[string]any{"requestId": json.RawMessage(pd.id), "reason": "vm-run: " + msg})
 	if err := p.toServer.writeLine(cancel); err != nil && !errors.Is(err, errWriterClosed) {
@@ -192,7 +222,12 @@ func (p *proxy) cancelled(ctx context.Context, table map[string]*pending, m *mes
 		return
 	}
 	if pd := p.take(table, key); pd != nil {
-		p.outcome(ctx, pd, OutcomeCancelled, 0, 0)
+		if pd.method == "roots/list" {
+			p.mu.Lock()
+			p.rootsAnsweredLocked()
+			p.mu.Unlock()
+		}
+		p.outcome(ctx, pd, audit.OutcomeCancelled, 0, 0)
 	}
 }
 
@@ -212,7 +247,7 @@ func (p *proxy) serverLine(ctx context.Context, line []byte) {
 			// It may be the answer a client request waits for: the client
 			// gets an error instead of waiting forever.
 			if pd := p.take(p.fromClient, bad.idKey); pd != nil {
-				p.outcome(ctx, pd, OutcomeInvalid, CodeInternalError, len(line))
+				p.outcome(ctx, pd, audit.OutcomeInvalid, CodeInternalError, len(line))
 				p.replyClient(pd.id, rpcError{Code: CodeInternalError, Message: "the MCP server sent a malformed answer: " + bad.Message})
 				return
 			}
@@ -252,7 +287,7 @@ func (p *proxy) serverRequest(ctx context.Context, m *message, start time.Time) 
 	}
 	pd := &pending{id: clone(m.id), method: m.method}
 	if kind, ok := serverKinds[m.method]; ok {
-		call := CallInfo{Kind: kind, Name: m.method, Workspace: p.cfg.Workspace}
+		call := policy.CallInfo{Kind: kind, Name: m.method, Workspace: p.cfg.Workspace}
 		d := p.decide(ctx, m, "server", call, m.params, nil, start)
 		if !d.Allowed() {
 			p.replyServer(m.id, denialError(d))
@@ -260,13 +295,18 @@ func (p *proxy) serverRequest(ctx context.Context, m *message, start time.Time) 
 		}
 		pd.decision = &d
 	}
-	p.track(p.fromServer, m.idKey, pd, false)
+	if m.method == "roots/list" {
+		p.mu.Lock()
+		p.rootsAskedLocked()
+		p.mu.Unlock()
+	}
+	p.track(p.fromServer, m.idKey, pd)
 	p.sendClient(m.line)
 }
 
-var serverKinds = map[string]Kind{
-	"sampling/createMessage": KindSampling,
-	"elicitation/create":     KindElicitation,
+var serverKinds = map[string]policy.Kind{
+	"sampling/createMessage": policy.KindSampling,
+	"elicitation/create":     policy.KindElicitation,
 }
 
 // serverResponse forwards the server's answer to a client request, filtered
@@ -280,7 +320,7 @@ func (p *proxy) serverResponse(ctx context.Context, m *message) {
 	out, status, err := p.filterResponse(ctx, pd, m)
 	if err != nil {
 		p.logf("server answer to %s %s refused: %v", pd.method, m.id, err)
-		p.outcome(ctx, pd, OutcomeInvalid, CodeInternalError, len(m.line))
+		p.outcome(ctx, pd, audit.OutcomeInvalid, CodeInternalError, len(m.line))
 		p.replyClient(pd.id, rpcError{Code: CodeInternalError, Message: fmt.Sprintf("the MCP server sent a malformed %s result: %v", pd.method, err)})
 		return
 	}
@@ -298,12 +338,12 @@ func (p *proxy) serverResponse(ctx context.Context, m *message) {
 
 func statusOf(m *message) string {
 	if m.errRaw != nil {
-		return OutcomeError
+		return audit.OutcomeError
 	}
 	if res, ok := objectMembers(m.result); ok && string(res["isError"]) == "true" {
-		return OutcomeToolError
+		return audit.OutcomeToolError
 	}
-	return OutcomeOK
+	return audit.OutcomeOK
 }
 
 func codeOf(m *message) int {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/vm-run/vm-run/audit"
 )
 
 // harness runs Run between a scripted client and a scripted fake server,
@@ -64,33 +66,48 @@ func (w *taggedWriter) Write(b []byte) (int, error) {
 
 func (w *taggedWriter) Close() error { return w.w.Close() }
 
-// memRecorder keeps decisions and outcomes; fail makes Record fail.
+// memRecorder keeps decisions, outcomes and roots; fail makes it fail.
 type memRecorder struct {
 	mu        sync.Mutex
-	decisions []Decision
-	outcomes  []Outcome
+	decisions []audit.Decision
+	outcomes  []audit.Outcome
+	roots     []audit.Roots
 	fail      error
 	events    *eventLog
 }
 
-func (r *memRecorder) Record(_ context.Context, d Decision) error {
+func (r *memRecorder) Record(_ context.Context, ev audit.Event) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.fail != nil {
 		return r.fail
 	}
-	r.decisions = append(r.decisions, d)
-	if r.events != nil {
-		r.events.add(fmt.Sprintf("record %d %s", d.Seq, d.Verdict))
+	switch ev := ev.(type) {
+	case audit.Decision:
+		r.decisions = append(r.decisions, ev)
+		if r.events != nil {
+			r.events.add(fmt.Sprintf("record %d %s", ev.Seq, ev.Verdict))
+		}
+	case audit.Roots:
+		r.roots = append(r.roots, ev)
+		if r.events != nil {
+			r.events.add(fmt.Sprintf("roots %v", ev.Kept))
+		}
+	default:
+		return fmt.Errorf("Record(%T): not a synced record", ev)
 	}
 	return nil
 }
 
-func (r *memRecorder) Outcome(_ context.Context, o Outcome) error {
+func (r *memRecorder) Queue(_ context.Context, ev audit.Event) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.fail != nil {
 		return r.fail
+	}
+	o, ok := ev.(audit.Outcome)
+	if !ok {
+		return fmt.Errorf("Queue(%T): only outcomes are queued", ev)
 	}
 	r.outcomes = append(r.outcomes, o)
 	if r.events != nil {
@@ -105,10 +122,10 @@ func (r *memRecorder) setFail(err error) {
 	r.mu.Unlock()
 }
 
-func (r *memRecorder) snapshot() ([]Decision, []Outcome) {
+func (r *memRecorder) snapshot() ([]audit.Decision, []audit.Outcome) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]Decision(nil), r.decisions...), append([]Outcome(nil), r.outcomes...)
+	return append([]audit.Decision(nil), r.decisions...), append([]audit.Outcome(nil), r.outcomes...)
 }
 
 type syncBuffer struct {

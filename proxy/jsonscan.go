@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"unicode/utf8"
 )
 
@@ -101,8 +102,23 @@ func (s *scanner) value(top bool) error {
 	case c == 'n':
 		return s.literal("null")
 	default:
-		return s.errorf("unexpected %q", c)
+		return s.unexpected()
 	}
+}
+
+// unexpected reports the character at s.pos that cannot start a value: a
+// whole UTF-8 character when one starts there (quoting the lone byte would
+// show it as Latin-1), a byte order mark by name (RFC 8259 section 8.1:
+// JSON text sent between systems must not begin with one).
+func (s *scanner) unexpected() error {
+	r, size := utf8.DecodeRune(s.buf[s.pos:])
+	switch {
+	case r == '\uFEFF':
+		return s.errorf("unexpected byte order mark (U+FEFF): send UTF-8 without one")
+	case r == utf8.RuneError && size <= 1:
+		return s.errorf("unexpected byte 0x%02x (not UTF-8)", s.buf[s.pos])
+	}
+	return s.errorf("unexpected %q", r)
 }
 
 func (s *scanner) literal(lit string) error {
@@ -253,6 +269,9 @@ func (s *scanner) escape() (rune, error) {
 		}
 		return r, nil
 	}
+	if c >= utf8.RuneSelf {
+		return 0, s.errorf("invalid escape: \\ followed by byte 0x%02x", c)
+	}
 	return 0, s.errorf("invalid escape %q", c)
 }
 
@@ -346,7 +365,7 @@ func (s *scanner) object(top bool) error {
 			dup = keySet[key]
 			keySet[key] = true
 		} else {
-			dup = contains(keys, key)
+			dup = slices.Contains(keys, key)
 			keys = append(keys, key)
 			if len(keys) > 16 {
 				keySet = make(map[string]bool, 2*len(keys))

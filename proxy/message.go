@@ -10,7 +10,10 @@ import (
 // JSON-RPC 2.0 error codes (JSON-RPC 2.0 specification, section 5.1) and the
 // one vm-run adds in the implementation-defined range -32000 to -32099.
 // MCP itself uses -32002 (resource not found) and -32042 (URL elicitation
-// required); -32003 is unused by MCP 2025-06-18 and 2025-11-25.
+// required); the official SDKs take -32000 and -32001 (TypeScript: connection
+// closed, request timeout) and -32003 and -32004 (Go: client and server
+// closing, which the Go client reports as a closed connection), so vm-run's
+// own code stays clear of all of them.
 const (
 	CodeParseError     = -32700
 	CodeInvalidRequest = -32600
@@ -19,7 +22,7 @@ const (
 	CodeInternalError  = -32603
 	// CodePolicyDenied answers a request the policy denied when the method
 	// has no error result of its own (everything but tools/call).
-	CodePolicyDenied = -32003
+	CodePolicyDenied = -32030
 )
 
 // MetaKey is the _meta key under which a denial carries its rule and

@@ -11,6 +11,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/vm-run/vm-run/audit"
+	"github.com/vm-run/vm-run/policy"
 )
 
 // Defaults for Config.
@@ -26,7 +29,11 @@ var ErrServerExited = errors.New("the MCP server closed its output")
 // Config configures Run.
 type Config struct {
 	// Policy decides on calls. Nil denies every governed call.
-	Policy *Policy
+	Policy *policy.Policy
+	// Resolver tells where path arguments really lead; nil is
+	// [policy.FS], the file system as the proxy sees it, which is the
+	// server's view of the workspace. Tests may judge lexically.
+	Resolver policy.Resolver
 	// Workspace is the directory relative path arguments refer to, as the
 	// server sees it. Required.
 	Workspace string
@@ -39,8 +46,6 @@ type Config struct {
 	// Recorder receives decisions and outcomes. Required: use Discard to run
 	// without a ledger.
 	Recorder Recorder
-	// Redact names argument keys whose values never reach the Recorder.
-	Redact []string
 	// CallTimeout, if positive, answers a client request the server has not
 	// answered in time with an error and cancels it at the server.
 	CallTimeout time.Duration
@@ -78,12 +83,12 @@ func Run(ctx context.Context, cfg Config, client io.Reader, clientOut io.Writer,
 
 	select {
 	case err = <-serverDone:
-		p.failPending(ctx, "the MCP server exited before answering", OutcomeServerGone)
+		p.failPending(ctx, "the MCP server exited before answering", audit.OutcomeServerGone)
 		if err == nil && !p.clientGone.Load() {
 			err = ErrServerExited
 		}
 	case <-ctx.Done():
-		p.failPending(ctx, "vm-run is shutting down", OutcomeServerGone)
+		p.failPending(ctx, "vm-run is shutting down", audit.OutcomeServerGone)
 		p.toServer.close()
 		if c, ok := serverOut.(io.Closer); ok {
 			c.Close()
@@ -98,7 +103,7 @@ func Run(ctx context.Context, cfg Config, client io.Reader, clientOut io.Writer,
 // proxy is the state of one session.
 type proxy struct {
 	cfg        Config
-	policy     *Policy
+	policy     *policy.Policy
 	log        io.Writer
 	toClient   *lineWriter
 	toServer   *lineWriter
@@ -113,14 +118,15 @@ type proxy struct {
 	mu         sync.Mutex
 	fromClient map[string]*pending // client requests awaiting the server
 	fromServer map[string]*pending // server requests awaiting the client
-	hints      map[string]*ToolAnnotations
+	hints      map[string]*policy.ToolAnnotations
+	roots      rootsState
 }
 
 // pending is a forwarded request awaiting its answer.
 type pending struct {
 	id       []byte // raw id, copied
 	method   string
-	decision *Decision // nil for requests no policy concerns
+	decision *audit.Decision // nil for requests no policy concerns
 	start    time.Time
 	timer    *time.Timer
 }
@@ -139,15 +145,10 @@ func newProxy(cfg Config, clientOut io.Writer, server io.WriteCloser) (*proxy, e
 	if cfg.MaxPending <= 0 {
 		cfg.MaxPending = DefaultMaxPending
 	}
-	pol := cfg.Policy
-	if pol == nil {
-		pol = &Policy{}
-	}
-	c, err := pol.compiled()
+	pol, err := cfg.Policy.Ready()
 	if err != nil {
 		return nil, fmt.Errorf("proxy: tool policy: %w", err)
 	}
-	pol = &Policy{c: c}
 	log := cfg.Log
 	if log == nil {
 		log = io.Discard
@@ -160,7 +161,8 @@ func newProxy(cfg Config, clientOut io.Writer, server io.WriteCloser) (*proxy, e
 		toServer:   newLineWriter(server, server),
 		fromClient: map[string]*pending{},
 		fromServer: map[string]*pending{},
-		hints:      map[string]*ToolAnnotations{},
+		hints:      map[string]*policy.ToolAnnotations{},
+		roots:      rootsState{bases: []string{cfg.Workspace}},
 	}, nil
 }
 

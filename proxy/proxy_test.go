@@ -10,10 +10,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/vm-run/vm-run/audit"
+	"github.com/vm-run/vm-run/policy"
 )
 
 func TestPassthroughByteForByte(t *testing.T) {
-	h := startHarness(t, Config{Policy: Strict()})
+	h := startHarness(t, Config{Policy: policy.Strict()})
 	// Odd spacing, key order, escapes and a trailing CR must survive.
 	toServer := []string{
 		`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{"sampling":{},"elicitation":{},"roots":{"listChanged":true}},"clientInfo":{"name":"t","version":"1"}}}`,
@@ -55,7 +58,9 @@ func TestPassthroughByteForByte(t *testing.T) {
 			t.Errorf("client got %q, want %q", got, line)
 		}
 	}
-	for _, line := range []string{`{"jsonrpc":"2.0","id":"s1","result":{"roots":[{"uri":"file:///ws"}]}}`, `{"jsonrpc":"2.0","id":"s2","result":{}}`} {
+	// Roots are rewritten (roots_test.go); an empty list comes out as it
+	// went in.
+	for _, line := range []string{`{"jsonrpc":"2.0","id":"s1","result":{"roots":[]}}`, `{"jsonrpc":"2.0","id":"s2","result":{}}`} {
 		h.client(line)
 		if got := h.serverGot(); got != line {
 			t.Errorf("server got %q, want %q", got, line)
@@ -68,7 +73,7 @@ func TestPassthroughByteForByte(t *testing.T) {
 	if len(decisions) != 3 || len(outcomes) != 3 {
 		t.Errorf("recorded %d decisions and %d outcomes, want 3 and 3 (resources/read, prompts/get, tools/call)", len(decisions), len(outcomes))
 	}
-	wantStatus := []string{OutcomeOK, OutcomeError, OutcomeOK}
+	wantStatus := []string{audit.OutcomeOK, audit.OutcomeError, audit.OutcomeOK}
 	for i, o := range outcomes {
 		if i < len(wantStatus) && o.Status != wantStatus[i] {
 			t.Errorf("outcome %d = %q, want %q", i, o.Status, wantStatus[i])
@@ -77,18 +82,18 @@ func TestPassthroughByteForByte(t *testing.T) {
 }
 
 func TestDeniedCallNeverReachesServer(t *testing.T) {
-	h := startHarness(t, Config{Policy: loadPolicy(t, "seeds"), Redact: []string{"content"}})
+	h := startHarness(t, Config{Policy: loadPolicy(t, "seeds")})
 	h.client(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"write_file","arguments":{"path":"src/main.go","content":"secret"}}}`)
 	if rule := toolDenial(t, h.clientGot(), "1"); rule != "block-src-writes" {
 		t.Errorf("denial rule = %q, want %q", rule, "block-src-writes")
 	}
 	h.client(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"../../etc/passwd"}}}`)
-	if rule := toolDenial(t, h.clientGot(), "2"); rule != RulePaths {
-		t.Errorf("denial rule = %q, want %q", rule, RulePaths)
+	if rule := toolDenial(t, h.clientGot(), "2"); rule != policy.RulePaths {
+		t.Errorf("denial rule = %q, want %q", rule, policy.RulePaths)
 	}
 	h.client(`{"jsonrpc":"2.0","id":3,"method":"prompts/get","params":{"name":"x"}}`)
 	r := wantError(t, h.clientGot(), "3", CodePolicyDenied)
-	if !strings.Contains(r.Error.Message, RuleDefault) || !strings.Contains(string(r.Error.Data), `"retryable":false`) {
+	if !strings.Contains(r.Error.Message, policy.RuleDefault) || !strings.Contains(string(r.Error.Data), `"retryable":false`) {
 		t.Errorf("prompts/get denial = %+v, want the rule and retryable: false", r.Error)
 	}
 	// The next line the server sees is the ping: nothing denied got through.
@@ -100,8 +105,10 @@ func TestDeniedCallNeverReachesServer(t *testing.T) {
 	if len(decisions) != 3 {
 		t.Fatalf("recorded %d decisions, want 3", len(decisions))
 	}
-	if d := decisions[0]; d.Verdict != Deny || d.Name != "write_file" || !strings.Contains(string(d.Arguments), `"content":"[REDACTED]"`) || string(d.RequestID) != "1" {
-		t.Errorf("decision = %+v (args %s), want a denial of write_file with content redacted", d, d.Arguments)
+	// The arguments go to the Recorder as sent: the ledger hashes secrets
+	// among them by their real values.
+	if d := decisions[0]; d.Verdict != policy.Deny || d.Tool != "write_file" || !strings.Contains(argsText(d), `"content":"secret"`) || string(d.RequestID) != "1" {
+		t.Errorf("decision = %+v (args %s), want a denial of write_file with its arguments as sent", d, argsText(d))
 	}
 	// Each denial was recorded before it was sent.
 	evs := h.events.all()
@@ -110,6 +117,11 @@ func TestDeniedCallNeverReachesServer(t *testing.T) {
 			t.Fatalf("events = %q, want the order %q", evs, want)
 		}
 	}
+}
+
+func argsText(d audit.Decision) string {
+	raw, _ := d.Args.(json.RawMessage)
+	return string(raw)
 }
 
 func TestRecordBeforeForwardAndOutcomeBeforeResult(t *testing.T) {
@@ -132,12 +144,12 @@ func TestRecordBeforeForwardAndOutcomeBeforeResult(t *testing.T) {
 
 func TestRecorderFailureDenies(t *testing.T) {
 	var reported []error
-	cfg := Config{Policy: Permissive(), OnRecorderError: func(err error) { reported = append(reported, err) }}
+	cfg := Config{Policy: policy.Permissive(), OnRecorderError: func(err error) { reported = append(reported, err) }}
 	h := startHarness(t, cfg)
 	h.rec.setFail(errLedger)
 	h.client(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{}}}`)
-	if rule := toolDenial(t, h.clientGot(), "1"); rule != RuleLedger {
-		t.Errorf("denial rule = %q, want %q", rule, RuleLedger)
+	if rule := toolDenial(t, h.clientGot(), "1"); rule != policy.RuleLedger {
+		t.Errorf("denial rule = %q, want %q", rule, policy.RuleLedger)
 	}
 	h.client(`{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"mem://a"}}`)
 	wantError(t, h.clientGot(), "2", CodePolicyDenied)
@@ -161,7 +173,7 @@ func TestRecorderFailureDenies(t *testing.T) {
 }
 
 func TestClientBadInput(t *testing.T) {
-	h := startHarness(t, Config{Policy: Permissive(), MaxLine: 4096})
+	h := startHarness(t, Config{Policy: policy.Permissive(), MaxLine: 4096})
 	tests := []struct {
 		name, line, id string
 		code           int
@@ -229,11 +241,11 @@ func TestClientBadInput(t *testing.T) {
 			t.Errorf("log lacks %q:\n%s", want, h.logBuf.String())
 		}
 	}
-	// The ledger saw the malformed calls as denials with RuleInvalid.
+	// The ledger saw the malformed calls as denials with policy.RuleInvalid.
 	decisions, _ := h.rec.snapshot()
 	invalids := 0
 	for _, d := range decisions {
-		if d.RuleID == RuleInvalid && d.Verdict == Deny {
+		if d.Rule == policy.RuleInvalid && d.Verdict == policy.Deny {
 			invalids++
 		}
 	}
@@ -243,7 +255,7 @@ func TestClientBadInput(t *testing.T) {
 }
 
 func TestDuplicateInFlightID(t *testing.T) {
-	h := startHarness(t, Config{Policy: Permissive()})
+	h := startHarness(t, Config{Policy: policy.Permissive()})
 	h.client(`{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"slow"}}`)
 	h.serverGot()
 	h.client(`{"jsonrpc":"2.0","id":5,"method":"ping"}`)
@@ -263,7 +275,7 @@ func TestDuplicateInFlightID(t *testing.T) {
 }
 
 func TestServerBadInput(t *testing.T) {
-	h := startHarness(t, Config{Policy: Strict()})
+	h := startHarness(t, Config{Policy: policy.Strict()})
 	h.client(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`)
 	h.serverGot()
 	h.client(`{"jsonrpc":"2.0","id":2,"method":"ping"}`)
@@ -281,8 +293,8 @@ func TestServerBadInput(t *testing.T) {
 	// Sampling is denied by the strict policy: the client never sees it.
 	h.server(`{"jsonrpc":"2.0","id":"s","method":"sampling/createMessage","params":{"messages":[],"maxTokens":5}}`)
 	r := wantError(t, h.serverGot(), `"s"`, CodePolicyDenied)
-	if !strings.Contains(string(r.Error.Data), RuleDefault) {
-		t.Errorf("sampling denial data = %s, want rule %q", r.Error.Data, RuleDefault)
+	if !strings.Contains(string(r.Error.Data), policy.RuleDefault) {
+		t.Errorf("sampling denial data = %s, want rule %q", r.Error.Data, policy.RuleDefault)
 	}
 	// A malformed answer to a pending request: the client gets -32603.
 	h.server(`{"jsonrpc":"2.0","id":2,"result":{"a":1,"a":2}}`)
@@ -303,7 +315,7 @@ func TestServerBadInput(t *testing.T) {
 }
 
 func TestServerCrashFailsPending(t *testing.T) {
-	h := startHarness(t, Config{Policy: Permissive()})
+	h := startHarness(t, Config{Policy: policy.Permissive()})
 	for i := 1; i <= 3; i++ {
 		h.client(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"t%d"}}`, i, i))
 		h.serverGot()
@@ -329,7 +341,7 @@ func TestServerCrashFailsPending(t *testing.T) {
 	_, outcomes := h.rec.snapshot()
 	gone := 0
 	for _, o := range outcomes {
-		if o.Status == OutcomeServerGone {
+		if o.Status == audit.OutcomeServerGone {
 			gone++
 		}
 	}
@@ -339,7 +351,7 @@ func TestServerCrashFailsPending(t *testing.T) {
 }
 
 func TestClientEOFClosesServerInput(t *testing.T) {
-	h := startHarness(t, Config{Policy: Permissive()})
+	h := startHarness(t, Config{Policy: policy.Permissive()})
 	h.client(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t"}}`)
 	h.serverGot()
 	h.toProxy.Close()
@@ -357,7 +369,7 @@ func TestClientEOFClosesServerInput(t *testing.T) {
 }
 
 func TestCancellationForgetsRequest(t *testing.T) {
-	h := startHarness(t, Config{Policy: Permissive()})
+	h := startHarness(t, Config{Policy: policy.Permissive()})
 	h.client(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t"}}`)
 	h.serverGot()
 	cancel := `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1,"reason":"user"}}`
@@ -371,13 +383,13 @@ func TestCancellationForgetsRequest(t *testing.T) {
 		t.Errorf("client got %q, want the log notification (the late answer is dropped)", got)
 	}
 	_, outcomes := h.rec.snapshot()
-	if len(outcomes) != 1 || outcomes[0].Status != OutcomeCancelled {
-		t.Errorf("outcomes = %+v, want one %q", outcomes, OutcomeCancelled)
+	if len(outcomes) != 1 || outcomes[0].Status != audit.OutcomeCancelled {
+		t.Errorf("outcomes = %+v, want one %q", outcomes, audit.OutcomeCancelled)
 	}
 }
 
 func TestCallTimeout(t *testing.T) {
-	h := startHarness(t, Config{Policy: Permissive(), CallTimeout: 1})
+	h := startHarness(t, Config{Policy: policy.Permissive(), CallTimeout: 1})
 	h.client(`{"jsonrpc":"2.0","id":"slow","method":"tools/call","params":{"name":"hang"}}`)
 	h.serverGot()
 	wantError(t, h.clientGot(), `"slow"`, CodeInternalError)

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/vm-run/vm-run/policy"
 )
 
 // These tests put the proxy between the official Go SDK's client and
@@ -141,11 +143,11 @@ func TestSDKThroughProxy(t *testing.T) {
 			}{
 				{"echo", "x", ""},
 				{"read_file", "docs/a.md", ""},
-				{"read_file", "src/a.go", RuleDefault},
-				{"read_file", "../../etc/passwd", RulePaths},
+				{"read_file", "src/a.go", policy.RuleDefault},
+				{"read_file", "../../etc/passwd", policy.RulePaths},
 				{"write_file", "tmp/out", ""},
 				{"write_file", "src/main.go", "no-src"},
-				{"shell", "rm -rf /", RuleDefault},
+				{"shell", "rm -rf /", policy.RuleDefault},
 			}
 			for _, tt := range tests {
 				before := s.calls[tt.tool].Load()
@@ -178,7 +180,7 @@ func TestSDKThroughProxy(t *testing.T) {
 				if !strings.Contains(err.Error(), "vm-run policy denied") {
 					t.Errorf("CallTool(ask) = %v, want the server's sampling or elicitation denied", err)
 				}
-			case !res.IsError || !strings.Contains(text(res), RuleDefault):
+			case !res.IsError || !strings.Contains(text(res), policy.RuleDefault):
 				// 2026-07-28: the result asking for input was replaced.
 				t.Errorf("CallTool(ask) = %q, want a denial of the input it asks for", text(res))
 			}

@@ -15,8 +15,10 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/vm-run/vm-run/audit"
+	"github.com/vm-run/vm-run/internal/textsafe"
 	"github.com/vm-run/vm-run/profiles"
 	"github.com/vm-run/vm-run/sandbox"
 )
@@ -107,12 +109,16 @@ func (c auditVerifyCmd) Run(stdout io.Writer) error {
 	return nil
 }
 
+// printVerify prints the report as text. The messages quote no ledger
+// data today; they are escaped all the same, as every text renderer of the
+// ledger is (see [textsafe]).
 func printVerify(w io.Writer, path string, rep audit.Report, ve *audit.VerifyError) {
+	path = textsafe.Escape(path)
 	for _, wn := range rep.Warnings {
-		fmt.Fprintf(w, "warning: line %d (byte %d): %s\n", wn.Line, wn.Offset, wn.Msg)
+		fmt.Fprintf(w, "warning: line %d (byte %d): %s\n", wn.Line, wn.Offset, textsafe.Escape(wn.Msg))
 	}
 	if ve != nil {
-		fmt.Fprintf(w, "ledger %s: NOT INTACT at line %d: %s (%d records before it are intact)\n", path, ve.Line, ve.Problem, rep.Records)
+		fmt.Fprintf(w, "ledger %s: NOT INTACT at line %d: %s (%d records before it are intact)\n", path, ve.Line, textsafe.Escape(string(ve.Problem)), rep.Records)
 		return
 	}
 	fmt.Fprintf(w, "ledger %s: intact: %d records, %d lines, %d bytes", path, rep.Records, rep.Lines, rep.Bytes)
@@ -121,7 +127,7 @@ func printVerify(w io.Writer, path string, rep audit.Report, ve *audit.VerifyErr
 	}
 	fmt.Fprintln(w)
 	if rep.Records > 0 {
-		fmt.Fprintf(w, "head: %d:%s\n", rep.HeadSeq, rep.HeadHash)
+		fmt.Fprintf(w, "head: %d:%s\n", rep.HeadSeq, textsafe.Escape(rep.HeadHash))
 	}
 }
 
@@ -219,7 +225,7 @@ type skippedLines struct {
 func (s *skippedLines) add(line int, err error) {
 	s.n++
 	if len(s.first) < 5 {
-		s.first = append(s.first, fmt.Sprintf("line %d: %v", line, err))
+		s.first = append(s.first, fmt.Sprintf("line %d: %s", line, textsafe.Escape(err.Error())))
 	}
 }
 
@@ -228,13 +234,18 @@ func (s *skippedLines) report(path string) {
 		fmt.Fprintf(os.Stderr, "vm-run: warning: skipped %s\n", m)
 	}
 	if s.n > 0 {
-		fmt.Fprintf(os.Stderr, "vm-run: hint: %d line(s) of %s are not records; run `vm-run audit verify` to see whether that is a torn write or damage\n", s.n, path)
+		fmt.Fprintf(os.Stderr, "vm-run: hint: %d line(s) of %s are not records; run `vm-run audit verify` to see whether that is a torn write or damage\n", s.n, textsafe.Escape(path))
 	}
 }
 
 // recordPrinter prints records as the stored lines or as a table. The
 // table has fixed column widths rather than tabwriter's, so that the rows
 // `tail -f` prints one at a time line up with the ones before.
+//
+// Every string of the table comes from the ledger, which the sandboxed
+// server's traffic writes, and goes through [textsafe.Escape]: printed raw,
+// a tool name could clear the operator's screen, rewrite earlier rows or
+// set the clipboard. The stored lines (--json) are printed as they are.
 type recordPrinter struct {
 	w    io.Writer
 	json bool
@@ -257,10 +268,10 @@ func (p *recordPrinter) print(raw []byte, r audit.Record) {
 	}
 	tool, verdict := "-", "-"
 	if d, ok := r.DecisionFields(); ok {
-		tool, verdict = d.Tool, orDash(d.Verdict)
+		tool, verdict = textsafe.Escape(d.Tool), orDash(textsafe.Escape(string(d.Verdict)))
 	}
 	fmt.Fprintf(p.w, recordRow, r.Seq, r.Time.UTC().Format("2006-01-02T15:04:05.000Z"),
-		r.Session, r.Event, tool, verdict, detail(r))
+		textsafe.Escape(r.Session), textsafe.Escape(r.Event), tool, verdict, detail(r))
 }
 
 func orDash(s string) string {
@@ -270,29 +281,31 @@ func orDash(s string) string {
 	return s
 }
 
-// detail summarises a record's data in one line.
+// detail summarises a record's data in one line, every piece taken from
+// the ledger escaped.
 func detail(r audit.Record) string {
+	esc := textsafe.Escape
 	switch r.Event {
 	case audit.EventSessionStart:
 		var s audit.SessionStart
 		if json.Unmarshal(r.Data, &s) == nil {
-			return fmt.Sprintf("profile %s: %s", orDash(s.Profile), shellQuote(s.Argv))
+			return fmt.Sprintf("profile %s: %s", orDash(esc(s.Profile)), shellQuote(escapeArgv(s.Argv)))
 		}
 	case audit.EventSessionEnd:
 		var s audit.SessionEnd
 		if json.Unmarshal(r.Data, &s) == nil {
 			d := fmt.Sprintf("exit %d after %s", s.ExitStatus, time.Duration(s.DurationNS).Round(time.Millisecond))
 			if s.Signal != "" {
-				d += " (" + s.Signal + ")"
+				d += " (" + esc(s.Signal) + ")"
 			}
 			if s.Error != "" {
-				d += ": " + s.Error
+				d += ": " + esc(s.Error)
 			}
 			return d
 		}
 	case audit.EventDecision:
 		if d, ok := r.DecisionFields(); ok {
-			return strings.TrimSpace(orDash(d.Rule) + " " + d.Reason)
+			return strings.TrimSpace(orDash(esc(d.Rule)) + " " + esc(d.Reason))
 		}
 	case audit.EventRecovered:
 		var s audit.Recovered
@@ -301,12 +314,54 @@ func detail(r audit.Record) string {
 		}
 	case audit.EventGenesis:
 		return "ledger created"
+	case audit.EventOutcome:
+		if o, err := audit.ReadEvent[audit.Outcome](r); err == nil {
+			d := fmt.Sprintf("decision %d: %s, %d bytes after %s", o.Seq, esc(o.Status), o.Size,
+				time.Duration(o.DurationNS).Round(time.Microsecond))
+			if o.Code != 0 {
+				d += fmt.Sprintf(" (code %d)", o.Code)
+			}
+			return d
+		}
+	case audit.EventRoots:
+		if rs, err := audit.ReadEvent[audit.Roots](r); err == nil {
+			d := fmt.Sprintf("roots: %d offered, kept [%s]", len(rs.Offered), esc(strings.Join(rs.Kept, " ")))
+			for _, dr := range rs.Dropped {
+				d += fmt.Sprintf("; dropped %s: %s", esc(dr.URI), esc(dr.Reason))
+			}
+			return d
+		}
 	}
+	// The data as stored: JSON escapes the C0 controls but leaves DEL, the
+	// C1 controls and the bidi characters raw.
 	s := string(r.Data)
 	if len(s) > 100 {
-		s = s[:97] + "..."
+		s = truncateRunes(s, 97) + "..."
 	}
-	return s
+	return esc(s)
+}
+
+// truncateRunes cuts s to at most n bytes without splitting a UTF-8
+// sequence, which would print as an escaped stray byte.
+func truncateRunes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// escapeArgv escapes each argument, so that shellQuote's quotes still show
+// where each one begins and ends: an ESC in an argument prints as \x1b
+// inside the quotes.
+func escapeArgv(argv []string) []string {
+	out := make([]string, len(argv))
+	for i, a := range argv {
+		out[i] = textsafe.Escape(a)
+	}
+	return out
 }
 
 func shellQuote(argv []string) string {
@@ -461,9 +516,14 @@ func (c auditStatsCmd) Run(stdout io.Writer) error {
 	return printStats(stdout, f.Name(), st, c.Top)
 }
 
+// printStats prints the counts as text. Every name in them comes from the
+// ledger and is escaped ([textsafe.Escape]): besides what it would do to the
+// terminal, a tab or newline in a tool name would split a cell of the
+// tabwriter table and shift every column after it.
 func printStats(w io.Writer, path string, st *audit.Stats, top int) error {
+	esc := textsafe.Escape
 	ts := func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
-	fmt.Fprintf(w, "ledger %s: %d records", path, st.Records)
+	fmt.Fprintf(w, "ledger %s: %d records", esc(path), st.Records)
 	if st.Records > 0 {
 		fmt.Fprintf(w, " from %s to %s", ts(st.First), ts(st.Last))
 	}
@@ -476,7 +536,7 @@ func printStats(w io.Writer, path string, st *audit.Stats, top int) error {
 		slices.Sort(keys)
 		var parts []string
 		for _, k := range keys {
-			parts = append(parts, fmt.Sprintf("%s %d", orDash(k), m[k]))
+			parts = append(parts, fmt.Sprintf("%s %d", orDash(esc(k)), m[k]))
 		}
 		return orDash(strings.Join(parts, ", "))
 	}
@@ -485,16 +545,16 @@ func printStats(w io.Writer, path string, st *audit.Stats, top int) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "\nSESSION\tHOST\tPROFILE\tFIRST\tLAST\tRECORDS\tDECISIONS\tDENIED")
 	for _, s := range st.SessionList() {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\n", s.Session, s.Host, orDash(s.Profile),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\n", esc(s.Session), esc(s.Host), orDash(esc(s.Profile)),
 			ts(s.First), ts(s.Last), s.Records, s.Decisions, s.Denied)
 	}
 	fmt.Fprintln(tw, "\nTOOL\tDECISIONS\tALLOWED\tDENIED")
 	for _, t := range st.ToolList() {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\n", t.Tool, t.Decisions, t.Allowed, t.Denied)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\n", esc(t.Tool), t.Decisions, t.Allowed, t.Denied)
 	}
 	fmt.Fprintln(tw, "\nMOST DENIED\tDENIED\tTOP RULE")
 	for _, t := range st.MostDenied(top) {
-		fmt.Fprintf(tw, "%s\t%d\t%s\n", t.Tool, t.Denied, orDash(t.TopRule()))
+		fmt.Fprintf(tw, "%s\t%d\t%s\n", esc(t.Tool), t.Denied, orDash(esc(t.TopRule())))
 	}
 	return tw.Flush()
 }

@@ -17,17 +17,17 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/vm-run/vm-run/proxy"
+	"github.com/vm-run/vm-run/policy"
 )
 
 // testFilesystem drives server-filesystem under strict's own tool policy.
 // The client sees only the read tools and reads in the workspace work. A
 // write is refused by the proxy and never reaches the server: the file does
 // not appear, though Landlock and file modes would let it through
-// (testFilesystemWrites is the control). A symbolic link the proxy allows
-// (its path is in the workspace) and the server follows (its target is in a
-// directory the server serves) fails in the kernel: Landlock does not grant
-// that directory.
+// (testFilesystemWrites is the control). A symbolic link in the workspace
+// whose target is in a directory the server serves is refused by the proxy,
+// which follows it, and, with no proxy in the way, by the kernel: Landlock
+// does not grant that directory.
 func (e *e2e) testFilesystem(t *testing.T) {
 	b := newBox(t)
 	outside := e.outsideDir(t)
@@ -41,7 +41,7 @@ func (e *e2e) testFilesystem(t *testing.T) {
 	s := e.start(t, b, e2eRun{profile: prof, ws: b.ws,
 		server: []string{"node", e.server("server-filesystem"), b.ws, outside}})
 
-	want := slices.Sorted(slices.Values(proxy.BuiltinClasses()["read"].Tools))
+	want := slices.Sorted(slices.Values(policy.BuiltinClasses()["read"].Tools))
 	if got := s.tools(t); !slices.Equal(got, want) {
 		t.Errorf("tools/list under strict = %v, want the read tools %v", got, want)
 	}
@@ -49,25 +49,24 @@ func (e *e2e) testFilesystem(t *testing.T) {
 	if got := s.wantAllowed(t, "read_text_file", map[string]any{"path": filepath.Join(b.ws, "docs", "a.md")}); got != "# docs\n" {
 		t.Errorf("read_text_file docs/a.md = %q, want %q", got, "# docs\n")
 	}
-	s.wantDecision(t, "read_text_file", proxy.Allow, "strict-read")
+	s.wantDecision(t, "read_text_file", policy.Allow, "strict-read")
 
 	evil := filepath.Join(src, "new.go")
-	s.wantDenied(t, "write_file", map[string]any{"path": evil, "content": "package evil\n"}, proxy.RuleDefault)
+	s.wantDenied(t, "write_file", map[string]any{"path": evil, "content": "package evil\n"}, policy.RuleDefault)
 	wantAbsent(t, evil, "write_file denied by the proxy")
 
 	// The server would serve the link's target: it serves outside too.
 	if got := s.wantAllowed(t, "list_allowed_directories", map[string]any{}); !strings.Contains(got, outside) {
 		t.Errorf("list_allowed_directories = %q, want %s among them", got, outside)
 	}
-	res := s.call(t, "read_text_file", map[string]any{"path": link})
-	got := text(res)
-	if !res.IsError || res.Meta[proxy.MetaKey] != nil ||
-		!(strings.Contains(got, "EACCES") || strings.Contains(strings.ToLower(got), "permission denied")) {
-		t.Errorf("read_text_file of a link into %s = %q (isError %v, _meta %v), want the server's EACCES from Landlock",
-			outside, got, res.IsError, res.Meta)
-	}
-	if strings.Contains(got, "never read it") {
-		t.Errorf("read_text_file of a link into %s leaked the file: %q", outside, got)
+	// The proxy follows the link as the kernel would, and refuses it.
+	s.wantDenied(t, "read_text_file", map[string]any{"path": link}, policy.RulePaths)
+	// The kernel refuses it too: with no proxy in the way, the same
+	// profile's Landlock rules stop the open.
+	out, err := exec.Command(e.bin, "--profile", prof, "--workspace", b.ws, "--ledger", filepath.Join(b.cfg, "kernel.jsonl"),
+		"--no-proxy", "--", "cat", link).CombinedOutput()
+	if err == nil || !strings.Contains(strings.ToLower(string(out)), "permission denied") || strings.Contains(string(out), "never read it") {
+		t.Errorf("vm-run --no-proxy -- cat %s = %v, %q; want Landlock's EACCES", link, err, out)
 	}
 	s.close(t)
 }
@@ -89,12 +88,12 @@ func (e *e2e) testFilesystemWrites(t *testing.T) {
 	const body = "written through vm-run\n"
 	ok := filepath.Join(out, "ok.txt")
 	s.wantAllowed(t, "write_file", map[string]any{"path": ok, "content": body})
-	s.wantDecision(t, "write_file", proxy.Allow, "e2e-out-writes")
+	s.wantDecision(t, "write_file", policy.Allow, "e2e-out-writes")
 	if got, err := os.ReadFile(ok); err != nil || string(got) != body {
 		t.Errorf("after an allowed write_file, the host reads %q, %v; want %q", got, err, body)
 	}
 	evil := filepath.Join(src, "new.go")
-	s.wantDenied(t, "write_file", map[string]any{"path": evil, "content": "package evil\n"}, proxy.RuleDefault)
+	s.wantDenied(t, "write_file", map[string]any{"path": evil, "content": "package evil\n"}, policy.RuleDefault)
 	wantAbsent(t, evil, "write_file denied by the proxy")
 	s.close(t)
 }
@@ -117,7 +116,7 @@ func (e *e2e) testMemory(t *testing.T) {
 	if got := s.tools(t); len(got) != 0 {
 		t.Errorf("tools/list under strict = %v, want none", got)
 	}
-	s.wantDenied(t, "create_entities", entities, proxy.RuleDefault)
+	s.wantDenied(t, "create_entities", entities, policy.RuleDefault)
 	s.close(t)
 	wantAbsent(t, mem, "create_entities denied by the proxy")
 
@@ -131,15 +130,16 @@ func (e *e2e) testMemory(t *testing.T) {
 	if got := s.wantAllowed(t, "read_graph", map[string]any{}); !strings.Contains(got, "runs MCP servers in a sandbox") {
 		t.Errorf("read_graph = %q, want the entity just created", got)
 	}
-	s.wantDenied(t, "delete_entities", map[string]any{"entityNames": []any{"vm-run"}}, proxy.RuleDefault)
+	s.wantDenied(t, "delete_entities", map[string]any{"entityNames": []any{"vm-run"}}, policy.RuleDefault)
 	s.close(t)
 	if got, err := os.ReadFile(mem); err != nil || !bytes.Contains(got, []byte(`"vm-run"`)) {
 		t.Errorf("memory file after an allowed create_entities: %q, %v; want the entity", got, err)
 	}
 }
 
-// testEverything drives server-everything with a --policy (which replaces
-// the profile's policy, so it allows resources itself) that allows the
+// testEverything drives server-everything with a --policy (whose allow
+// rules and defaults replace the profile's, so it allows resources itself)
+// that allows the
 // server's sampling and elicitation requests: they reach the client's
 // handlers through the proxy, as do progress notifications and resources;
 // a tool the policy does not name is refused and hidden.
@@ -181,19 +181,19 @@ rules:
 	if got := s.wantAllowed(t, "echo", map[string]any{"message": "through vm-run"}); !strings.Contains(got, "through vm-run") {
 		t.Errorf("echo = %q, want the message back", got)
 	}
-	s.wantDenied(t, "get-env", map[string]any{}, proxy.RuleDefault)
+	s.wantDenied(t, "get-env", map[string]any{}, policy.RuleDefault)
 
 	got := s.wantAllowed(t, "trigger-sampling-request", map[string]any{"prompt": "say hi", "maxTokens": 5})
 	if samples.Load() != 1 || !strings.Contains(got, sampled) {
 		t.Errorf("trigger-sampling-request = %q after %d sampling requests, want one, answered %q", got, samples.Load(), sampled)
 	}
-	s.wantDecision(t, string(proxy.KindSampling), proxy.Allow, "e2e-client-features")
+	s.wantDecision(t, string(policy.KindSampling), policy.Allow, "e2e-client-features")
 
 	got = s.wantAllowed(t, "trigger-elicitation-request", map[string]any{})
 	if elicits.Load() != 1 || !strings.Contains(got, "Ada Lovelace") {
 		t.Errorf("trigger-elicitation-request = %q after %d elicitations, want one, answered with the name", got, elicits.Load())
 	}
-	s.wantDecision(t, string(proxy.KindElicitation), proxy.Allow, "e2e-client-features")
+	s.wantDecision(t, string(policy.KindElicitation), policy.Allow, "e2e-client-features")
 
 	const steps = 3
 	params := &mcp.CallToolParams{Name: "trigger-long-running-operation", Arguments: map[string]any{"duration": 0.3, "steps": steps}}
@@ -219,7 +219,7 @@ rules:
 	if err != nil || len(res.Contents) == 0 || res.Contents[0].Text == "" {
 		t.Errorf("resources/read %s = %+v, %v; want its text", uri, res, err)
 	}
-	s.wantDecision(t, string(proxy.KindResource), proxy.Allow, "")
+	s.wantDecision(t, string(policy.KindResource), policy.Allow, "")
 	s.close(t)
 }
 
@@ -299,7 +299,7 @@ func (e *e2e) testNpx(t *testing.T) {
 	if got := s.tools(t); len(got) != 0 {
 		t.Errorf("tools/list under strict = %v, want none of %v", got, all)
 	}
-	s.wantDenied(t, "create_entities", map[string]any{"entities": []any{}}, proxy.RuleDefault)
+	s.wantDenied(t, "create_entities", map[string]any{"entities": []any{}}, policy.RuleDefault)
 	s.close(t)
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/vm-run/vm-run/internal/testkit"
+	"github.com/vm-run/vm-run/policy"
 	"github.com/vm-run/vm-run/profiles"
 	"github.com/vm-run/vm-run/proxy"
 	"github.com/vm-run/vm-run/sandbox"
@@ -257,6 +258,9 @@ type e2eRun struct {
 	env                 []string // --env KEY=VALUE
 	server              []string
 	client              *mcp.ClientOptions
+	// roots, if set, are the client's MCP roots: it declares the roots
+	// capability and answers roots/list with them.
+	roots []*mcp.Root
 	// bin, if set, is the vm-run to run; prefix runs it through another
 	// command (setpriv); cmdEnv, if set, is its environment.
 	bin            string
@@ -288,16 +292,7 @@ func (e *e2e) start(t *testing.T, b *box, r e2eRun) *e2eSession {
 	s := &e2eSession{e: e, cmd: cmd, stderr: &lockedBuffer{}, ledger: ledger}
 	cmd.Stderr = s.stderr
 	opts := r.client
-	if opts == nil {
-		opts = &mcp.ClientOptions{}
-	}
-	if opts.Capabilities == nil {
-		// No roots: server-filesystem then serves the directories it is
-		// given, as clients without roots support have it.
-		opts.Capabilities = &mcp.ClientCapabilities{}
-	}
-	client := mcp.NewClient(&mcp.Implementation{Name: "vm-run-e2e", Version: "1"}, opts)
-	cs, err := client.Connect(t.Context(), &mcp.CommandTransport{Command: cmd}, nil)
+	cs, err := connectClient(t, cmd, opts, r.roots)
 	if err != nil {
 		t.Fatalf("connect to %v through vm-run: %v\nvm-run stderr:\n%s", r.server, err, s.stderr)
 	}
@@ -308,6 +303,28 @@ func (e *e2e) start(t *testing.T, b *box, r e2eRun) *e2eSession {
 		}
 	})
 	return s
+}
+
+// connectClient connects a Go SDK client to the stdio server cmd starts
+// (vm-run, or a server run directly).
+func connectClient(t *testing.T, cmd *exec.Cmd, opts *mcp.ClientOptions, roots []*mcp.Root) (*mcp.ClientSession, error) {
+	t.Helper()
+	if opts == nil {
+		opts = &mcp.ClientOptions{}
+	}
+	if opts.Capabilities == nil {
+		// No roots: server-filesystem then serves the directories it is
+		// given, as clients without roots support have it.
+		opts.Capabilities = &mcp.ClientCapabilities{}
+	}
+	if roots != nil {
+		c := *opts.Capabilities
+		c.RootsV2 = &mcp.RootCapabilities{ListChanged: true}
+		opts.Capabilities = &c
+	}
+	client := mcp.NewClient(&mcp.Implementation{Name: "vm-run-e2e", Version: "1"}, opts)
+	client.AddRoots(roots...)
+	return client.Connect(t.Context(), &mcp.CommandTransport{Command: cmd}, nil)
 }
 
 // close ends the session, checks that vm-run passed on the server's clean
@@ -370,7 +387,7 @@ func (s *e2eSession) wantDenied(t *testing.T, tool string, args map[string]any, 
 		t.Errorf("tools/call %s %v = %q (isError %v, _meta %v), want a denial naming rule %q",
 			tool, args, text(res), res.IsError, res.Meta, rule)
 	}
-	s.wantDecision(t, tool, proxy.Deny, rule)
+	s.wantDecision(t, tool, policy.Deny, rule)
 }
 
 func text(r *mcp.CallToolResult) string {
@@ -398,7 +415,7 @@ type decision struct {
 // for sampling and elicitation the kind) with that verdict and rule. The
 // ledger is on disk before the decision takes effect, so it can be read
 // while the session runs.
-func (s *e2eSession) wantDecision(t *testing.T, name string, verdict proxy.Action, rule string) {
+func (s *e2eSession) wantDecision(t *testing.T, name string, verdict policy.Action, rule string) {
 	t.Helper()
 	f, err := os.Open(s.ledger)
 	if err != nil {

@@ -17,8 +17,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/vm-run/vm-run/audit"
+	"github.com/vm-run/vm-run/policy"
 	"github.com/vm-run/vm-run/profiles"
-	"github.com/vm-run/vm-run/proxy"
 	"github.com/vm-run/vm-run/sandbox"
 )
 
@@ -58,7 +58,7 @@ func (c *policyGenerateCmd) Run(stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	gen, err := proxy.Generate(sess.uses, proxy.GenerateOptions{Classes: base.Tools.Classes})
+	gen, err := policy.Generate(sess.uses, policy.GenerateOptions{Classes: base.Tools.Classes})
 	if err != nil {
 		return fmt.Errorf("generate tool policy: %w", err)
 	}
@@ -97,7 +97,7 @@ func (c *policyGenerateCmd) Run(stdout io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "vm-run: wrote %s: %d matchers for %d used calls of session %s; %d denied and %d failed calls listed for review\n",
-		c.Output, len(gen.Allow), sess.used, sess.id, len(gen.Denied), len(gen.Failed))
+		c.Output, len(gen.Allow), sess.used, clean(sess.id), len(gen.Denied), len(gen.Failed))
 	fmt.Fprintf(os.Stderr, "vm-run: hint: review it, then run: vm-run --profile %s -- COMMAND\n", c.Output)
 	return nil
 }
@@ -111,9 +111,9 @@ func isProfilePath(ref string) bool {
 // beyond the generated rules: rules and allowing defaults it inherits from
 // the profile it extends, and the used calls that those deny.
 type inForce struct {
-	rules    []proxy.Rule
+	rules    []policy.Rule
 	defaults []string // kinds allowed by default
-	denied   []proxy.Use
+	denied   []policy.Use
 }
 
 func (f *inForce) empty() bool {
@@ -121,25 +121,25 @@ func (f *inForce) empty() bool {
 }
 
 // beyond compares the policy of the loaded profile with the generated one.
-func beyond(loaded *proxy.Policy, g *proxy.Generated) *inForce {
+func beyond(loaded *policy.Policy, g *policy.Generated) *inForce {
 	f := &inForce{}
 	for _, r := range loaded.Rules {
-		if !slices.ContainsFunc(g.Policy.Rules, func(o proxy.Rule) bool { return o.ID == r.ID }) {
+		if !slices.ContainsFunc(g.Policy.Rules, func(o policy.Rule) bool { return o.ID == r.ID }) {
 			f.rules = append(f.rules, r)
 		}
 	}
-	for _, k := range []proxy.Kind{proxy.KindTool, proxy.KindResource, proxy.KindPrompt, proxy.KindSampling, proxy.KindElicitation} {
+	for _, k := range []policy.Kind{policy.KindTool, policy.KindResource, policy.KindPrompt, policy.KindSampling, policy.KindElicitation} {
 		a, ok := loaded.Defaults[k]
 		if !ok {
 			a = loaded.DefaultAction
 		}
-		if a == proxy.Allow {
+		if a == policy.Allow {
 			f.defaults = append(f.defaults, string(k))
 		}
 	}
 	for _, e := range g.Allow {
 		for _, u := range e.Uses {
-			if !loaded.Decide(u.Call).Allowed() && !slices.ContainsFunc(f.denied, func(v proxy.Use) bool { return reflect.DeepEqual(u, v) }) {
+			if !loaded.Decide(u.Call).Allowed() && !slices.ContainsFunc(f.denied, func(v policy.Use) bool { return reflect.DeepEqual(u, v) }) {
 				f.denied = append(f.denied, u)
 			}
 		}
@@ -150,7 +150,7 @@ func beyond(loaded *proxy.Policy, g *proxy.Generated) *inForce {
 // renderProfile writes the generated profile: a header for the reviewer,
 // the profile, and the calls not allowed, commented out. extra, if not
 // empty, is what the loaded profile holds beyond the generated rules.
-func renderProfile(s *recordedSession, baseName, extends string, g *proxy.Generated, extra *inForce) ([]byte, error) {
+func renderProfile(s *recordedSession, baseName, extends string, g *policy.Generated, extra *inForce) ([]byte, error) {
 	var b bytes.Buffer
 	line := func(format string, args ...any) {
 		if format == "" {
@@ -180,10 +180,12 @@ func renderProfile(s *recordedSession, baseName, extends string, g *proxy.Genera
 	line("")
 	if extra.empty() {
 		line("This profile extends %s for its sandbox only: the tools: section", clean(extends))
-		line("below is the whole tool policy in force; the one of %s does not apply.", clean(baseName))
+		line("below is the whole tool policy in force; the allow rules and default of")
+		line("%s do not apply, and it has no deny rules, which would.", clean(baseName))
 	} else {
 		line("This profile extends %s for its sandbox. WARNING: loaded, its tool", clean(extends))
-		line("policy holds more than the rules below:")
+		line("policy holds more than the rules below (deny rules are inherited and stay")
+		line("in force):")
 		for _, r := range extra.rules {
 			line("  inherited rule %s", clean(describeRule(r)))
 		}
@@ -237,7 +239,7 @@ func scalar(s string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Tag:
 
 // commentRules puts a note on each allow matcher of the encoded policy
 // saying which calls it stands for.
-func commentRules(tools *yaml.Node, entries []proxy.Entry) {
+func commentRules(tools *yaml.Node, entries []policy.Entry) {
 	rules := mapNode(tools, "rules")
 	if rules == nil {
 		return
@@ -268,14 +270,14 @@ func mapNode(n *yaml.Node, key string) *yaml.Node {
 
 // commentedOffers writes offered matchers as a commented-out allow list,
 // each with the calls it stands for.
-func commentedOffers(b *bytes.Buffer, title string, offers []proxy.Entry) error {
+func commentedOffers(b *bytes.Buffer, title string, offers []policy.Entry) error {
 	if len(offers) == 0 {
 		return nil
 	}
 	fmt.Fprintf(b, "\n# %s\n", title)
 	for _, e := range offers {
 		n := &yaml.Node{}
-		if err := n.Encode([]proxy.Matcher{e.Matcher}); err != nil {
+		if err := n.Encode([]policy.Matcher{e.Matcher}); err != nil {
 			return fmt.Errorf("encode matcher %s: %w", e.Matcher, err)
 		}
 		quoteOdd(n)
@@ -306,11 +308,11 @@ func commentedOffers(b *bytes.Buffer, title string, offers []proxy.Entry) error 
 // summarize says which tools the uses called and how often:
 // "read_text_file x2, read_file x1"; for other kinds, the matcher names
 // the thing and the count is enough: "2 calls".
-func summarize(uses []proxy.Use) string {
+func summarize(uses []policy.Use) string {
 	var names []string
 	count := map[string]int{}
 	for _, u := range uses {
-		if u.Call.Kind != proxy.KindTool {
+		if u.Call.Kind != policy.KindTool {
 			if len(uses) == 1 {
 				return "1 call"
 			}
@@ -329,17 +331,17 @@ func summarize(uses []proxy.Use) string {
 	return strings.Join(parts, ", ")
 }
 
-func ruleList(uses []proxy.Use) string {
+func ruleList(uses []policy.Use) string {
 	var rules []string
 	for _, u := range uses {
-		if u.Verdict == proxy.Deny && !slices.Contains(rules, strconv.Quote(u.Rule)) {
+		if u.Verdict == policy.Deny && !slices.Contains(rules, strconv.Quote(u.Rule)) {
 			rules = append(rules, strconv.Quote(u.Rule))
 		}
 	}
 	return strings.Join(rules, ", ")
 }
 
-func statusList(uses []proxy.Use) string {
+func statusList(uses []policy.Use) string {
 	var out []string
 	for _, u := range uses {
 		st := u.Status
@@ -353,11 +355,11 @@ func statusList(uses []proxy.Use) string {
 	return strings.Join(out, ", ")
 }
 
-func describeRule(r proxy.Rule) string {
+func describeRule(r policy.Rule) string {
 	var parts []string
 	for _, l := range []struct {
 		verb string
-		ms   []proxy.Matcher
+		ms   []policy.Matcher
 	}{{"allow", r.Allow}, {"deny", r.Deny}} {
 		if len(l.ms) == 0 {
 			continue
@@ -373,8 +375,8 @@ func describeRule(r proxy.Rule) string {
 
 // describeCall names a call for a comment: the tool and its arguments, cut
 // to keep the line short (a write_file carries the whole file).
-func describeCall(c proxy.CallInfo) string {
-	if c.Kind != proxy.KindTool || len(c.Arguments) == 0 {
+func describeCall(c policy.CallInfo) string {
+	if c.Kind != policy.KindTool || len(c.Arguments) == 0 {
 		return fmt.Sprintf("%s %s", c.Kind, c.Name)
 	}
 	args, _ := json.Marshal(c.Arguments)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/vm-run/vm-run/audit"
+	"github.com/vm-run/vm-run/policy"
 	"github.com/vm-run/vm-run/profiles"
 	"github.com/vm-run/vm-run/proxy"
 	"github.com/vm-run/vm-run/sandbox"
@@ -18,20 +19,20 @@ import (
 // recordedCall is one call of a test session: what the proxy decided and
 // how the call ended ("" for no outcome record).
 type recordedCall struct {
-	kind    proxy.Kind
+	kind    policy.Kind
 	name    string
 	args    map[string]any
-	verdict proxy.Action
+	verdict policy.Action
 	rule    string
 	status  string
 }
 
-func (c recordedCall) info(ws string) proxy.CallInfo {
-	return proxy.CallInfo{Kind: c.kind, Name: c.name, Arguments: c.args, Workspace: ws}
+func (c recordedCall) info(ws string) policy.CallInfo {
+	return policy.CallInfo{Kind: c.kind, Name: c.name, Arguments: c.args, Workspace: ws}
 }
 
-func readCall(p string, verdict proxy.Action, status string) recordedCall {
-	return recordedCall{proxy.KindTool, "read_text_file", map[string]any{"path": p}, verdict, "strict-read", status}
+func readCall(p string, verdict policy.Action, status string) recordedCall {
+	return recordedCall{policy.KindTool, "read_text_file", map[string]any{"path": p}, verdict, "strict-read", status}
 }
 
 // hermeticHome points HOME at an empty directory, so that no profile of the
@@ -57,22 +58,25 @@ func writeSession(t *testing.T, path, id, ws string, calls []recordedCall) {
 	if _, err := l.Log(ctx, audit.SessionStart{Argv: []string{"server", "--stdio"}, Profile: "strict", ProfileHash: "sha256:feed", Workdir: ws}); err != nil {
 		t.Fatal(err)
 	}
-	method := map[proxy.Kind]string{proxy.KindTool: "tools/call", proxy.KindResource: "resources/read",
-		proxy.KindPrompt: "prompts/get", proxy.KindSampling: "sampling/createMessage"}
+	method := map[policy.Kind]string{policy.KindTool: "tools/call", policy.KindResource: "resources/read",
+		policy.KindPrompt: "prompts/get", policy.KindSampling: "sampling/createMessage"}
 	for i, c := range calls {
 		var args json.RawMessage
 		if c.args != nil {
 			args, _ = json.Marshal(c.args)
 		}
-		rec := recorder{ledger: l}
-		d := proxy.Decision{Kind: c.kind, Name: c.name, Verdict: c.verdict, RuleID: c.rule, Reason: "test",
-			Seq: uint64(i + 1), From: "client", Method: method[c.kind], RequestID: json.RawMessage(`7`), Arguments: args}
+		rec := proxy.Ledger(l)
+		d := audit.Decision{Kind: string(c.kind), Tool: c.name, Verdict: c.verdict, Rule: c.rule, Reason: "test",
+			Seq: uint64(i + 1), From: "client", Method: method[c.kind], RequestID: json.RawMessage(`7`)}
+		if args != nil {
+			d.Args = args
+		}
 		if err := rec.Record(ctx, d); err != nil {
 			t.Fatal(err)
 		}
 		if c.status != "" {
-			o := proxy.Outcome{Seq: d.Seq, Kind: c.kind, Name: c.name, Method: d.Method, Status: c.status}
-			if err := rec.Outcome(ctx, o); err != nil {
+			o := audit.Outcome{Seq: d.Seq, Kind: string(c.kind), Name: c.name, Method: d.Method, Status: c.status}
+			if err := rec.Queue(ctx, o); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -94,23 +98,23 @@ func TestPolicyGenerate(t *testing.T) {
 	vars := profiles.Vars{Workspace: ws, Home: home, TmpDir: sandbox.TmpDir}
 
 	session := []recordedCall{
-		readCall("docs/a.md", proxy.Allow, proxy.OutcomeOK),
-		readCall(ws+"/docs/b.md", proxy.Allow, proxy.OutcomeOK),
-		readCall("notes.txt", proxy.Allow, proxy.OutcomeOK),
-		readCall("docs/missing.md", proxy.Allow, proxy.OutcomeToolError),
-		{proxy.KindTool, "write_file", map[string]any{"path": "out/report.md", "content": "x"}, proxy.Allow, "allow-out", proxy.OutcomeOK},
-		{proxy.KindTool, "write_file", map[string]any{"path": "src/main.go", "content": "x"}, proxy.Deny, proxy.RuleDefault, ""},
-		{proxy.KindTool, "echo", map[string]any{"message": "hi", "api_key": "sk-secret"}, proxy.Allow, "allow-echo", proxy.OutcomeOK},
-		{proxy.KindTool, "fetch_url", map[string]any{"file": "cache/page", "url": "https://example.org/"}, proxy.Allow, "allow-fetch", proxy.OutcomeOK},
-		{proxy.KindResource, "file:///notes/today", nil, proxy.Allow, proxy.RuleDefault, proxy.OutcomeOK},
-		{proxy.KindPrompt, "review", nil, proxy.Allow, proxy.RuleDefault, proxy.OutcomeOK},
-		{proxy.KindTool, "read_text_file", map[string]any{"path": "../etc/passwd"}, proxy.Deny, proxy.RulePaths, ""},
+		readCall("docs/a.md", policy.Allow, audit.OutcomeOK),
+		readCall(ws+"/docs/b.md", policy.Allow, audit.OutcomeOK),
+		readCall("notes.txt", policy.Allow, audit.OutcomeOK),
+		readCall("docs/missing.md", policy.Allow, audit.OutcomeToolError),
+		{policy.KindTool, "write_file", map[string]any{"path": "out/report.md", "content": "x"}, policy.Allow, "allow-out", audit.OutcomeOK},
+		{policy.KindTool, "write_file", map[string]any{"path": "src/main.go", "content": "x"}, policy.Deny, policy.RuleDefault, ""},
+		{policy.KindTool, "echo", map[string]any{"message": "hi", "api_key": "sk-secret"}, policy.Allow, "allow-echo", audit.OutcomeOK},
+		{policy.KindTool, "fetch_url", map[string]any{"file": "cache/page", "url": "https://example.org/"}, policy.Allow, "allow-fetch", audit.OutcomeOK},
+		{policy.KindResource, "file:///notes/today", nil, policy.Allow, policy.RuleDefault, audit.OutcomeOK},
+		{policy.KindPrompt, "review", nil, policy.Allow, policy.RuleDefault, audit.OutcomeOK},
+		{policy.KindTool, "read_text_file", map[string]any{"path": "../etc/passwd"}, policy.Deny, policy.RulePaths, ""},
 		// Names from the ledger must not become YAML of their own, in the
 		// profile or in a comment.
-		{proxy.KindTool, "odd\n- id: injected", nil, proxy.Allow, "allow-odd", proxy.OutcomeOK},
-		{proxy.KindTool, "odder\ntools: ~", nil, proxy.Deny, proxy.RuleDefault, ""},
+		{policy.KindTool, "odd\n- id: injected", nil, policy.Allow, "allow-odd", audit.OutcomeOK},
+		{policy.KindTool, "odder\ntools: ~", nil, policy.Deny, policy.RuleDefault, ""},
 	}
-	writeSession(t, ledger, "aaaa000000000001", ws, []recordedCall{readCall("old/x", proxy.Allow, proxy.OutcomeOK)})
+	writeSession(t, ledger, "aaaa000000000001", ws, []recordedCall{readCall("old/x", policy.Allow, audit.OutcomeOK)})
 	writeSession(t, ledger, "bbbb000000000002", ws, session)
 	writeSession(t, ledger, "cccc000000000003", ws, nil) // --no-proxy: no decisions
 
@@ -123,27 +127,27 @@ func TestPolicyGenerate(t *testing.T) {
 	tests := []struct {
 		name  string
 		args  []string
-		allow []proxy.CallInfo // besides the session's used calls
-		deny  []proxy.CallInfo // besides the session's denied calls
-		want  []string         // in the file
+		allow []policy.CallInfo // besides the session's used calls
+		deny  []policy.CallInfo // besides the session's denied calls
+		want  []string          // in the file
 	}{
 		{
 			name: "latest session, base by path",
 			args: []string{"--profile", base},
-			allow: []proxy.CallInfo{
+			allow: []policy.CallInfo{
 				readCall("docs/c.md", "", "").info(ws),       // the generalised docs/*
 				readCall("docs/missing.md", "", "").info(ws), // failed, but under docs/*
 			},
-			deny: []proxy.CallInfo{
+			deny: []policy.CallInfo{
 				readCall("src/main.go", "", "").info(ws), // outside the globs
 				readCall("docs", "", "").info(ws),        // the directory itself
 				readCall("old/x", "", "").info(ws),       // another session's call
-				{Kind: proxy.KindTool, Name: "write_file", Arguments: map[string]any{"path": "out/other.md"}, Workspace: ws},
-				{Kind: proxy.KindTool, Name: "delete_everything", Workspace: ws},
-				{Kind: proxy.KindTool, Name: "fetch_url", Arguments: map[string]any{"file": "cache/other"}, Workspace: ws},
-				{Kind: proxy.KindResource, Name: "file:///notes/yesterday", Workspace: ws},
-				{Kind: proxy.KindPrompt, Name: "deploy", Workspace: ws},
-				{Kind: proxy.KindSampling, Name: "sampling/createMessage", Workspace: ws},
+				{Kind: policy.KindTool, Name: "write_file", Arguments: map[string]any{"path": "out/other.md"}, Workspace: ws},
+				{Kind: policy.KindTool, Name: "delete_everything", Workspace: ws},
+				{Kind: policy.KindTool, Name: "fetch_url", Arguments: map[string]any{"file": "cache/other"}, Workspace: ws},
+				{Kind: policy.KindResource, Name: "file:///notes/yesterday", Workspace: ws},
+				{Kind: policy.KindPrompt, Name: "deploy", Workspace: ws},
+				{Kind: policy.KindSampling, Name: "sampling/createMessage", Workspace: ws},
 			},
 			want: []string{"REVIEW BEFORE USE", "session:   bbbb000000000002", "extends: " + base,
 				"fetch_url(cache/page)", "the whole tool policy in force",
@@ -155,12 +159,12 @@ func TestPolicyGenerate(t *testing.T) {
 		{
 			name: "session by prefix, strict base",
 			args: []string{"--session", "aaaa"},
-			deny: []proxy.CallInfo{
-				{Kind: proxy.KindTool, Name: "write_file", Arguments: map[string]any{"path": "old/x"}, Workspace: ws},
-				readCall("docs/a.md", "", "").info(ws),                                 // strict's read rule is not inherited
-				{Kind: proxy.KindResource, Name: "file:///notes/today", Workspace: ws}, // nor its defaults
+			deny: []policy.CallInfo{
+				{Kind: policy.KindTool, Name: "write_file", Arguments: map[string]any{"path": "old/x"}, Workspace: ws},
+				readCall("docs/a.md", "", "").info(ws),                                  // strict's read rule is not inherited
+				{Kind: policy.KindResource, Name: "file:///notes/today", Workspace: ws}, // nor its defaults
 			},
-			want: []string{"session:   aaaa000000000001", "extends: strict", "read(old/x)", "the one of strict does not apply"},
+			want: []string{"session:   aaaa000000000001", "extends: strict", "read(old/x)", "strict do not apply"},
 		},
 	}
 	for i, tt := range tests {
@@ -191,14 +195,14 @@ func TestPolicyGenerate(t *testing.T) {
 			}
 			sess := session
 			if strings.Contains(strings.Join(tt.args, " "), "aaaa") {
-				sess = []recordedCall{readCall("old/x", proxy.Allow, proxy.OutcomeOK)}
+				sess = []recordedCall{readCall("old/x", policy.Allow, audit.OutcomeOK)}
 			}
 			for _, c := range sess {
 				d := p.Tools.Decide(c.info(ws))
 				switch {
-				case c.verdict == proxy.Allow && c.status == proxy.OutcomeOK && !d.Allowed():
+				case c.verdict == policy.Allow && c.status == audit.OutcomeOK && !d.Allowed():
 					t.Errorf("Decide(used %s %q %v) = deny (%s), want allow", c.kind, c.name, c.args, d.Reason)
-				case c.verdict == proxy.Deny && d.Allowed():
+				case c.verdict == policy.Deny && d.Allowed():
 					t.Errorf("Decide(denied %s %q %v) = allow (%s), want deny", c.kind, c.name, c.args, d.Reason)
 				}
 			}
@@ -226,7 +230,7 @@ func TestPolicyGenerateErrors(t *testing.T) {
 	writeSession(t, ledger, "dddd000000000001", ws, nil)
 	empty := filepath.Join(dir, "empty.jsonl")
 	writeSession(t, empty, "eeee000000000001", ws, nil)
-	writeSession(t, ledger, "dddd000000000002", ws, []recordedCall{readCall("a", proxy.Allow, proxy.OutcomeOK)})
+	writeSession(t, ledger, "dddd000000000002", ws, []recordedCall{readCall("a", policy.Allow, audit.OutcomeOK)})
 	exists := filepath.Join(dir, "exists.yaml")
 	if err := os.WriteFile(exists, []byte("keep me\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -274,14 +278,14 @@ func TestPolicyGenerateErrors(t *testing.T) {
 // profile holds more than the generated rules, as it would if a profile
 // inherited its base's rules and defaults.
 func TestPolicyGenerateInForce(t *testing.T) {
-	call := proxy.CallInfo{Kind: proxy.KindTool, Name: "write_file", Arguments: map[string]any{"path": "src/a"}, Workspace: "/ws"}
-	g, err := proxy.Generate([]proxy.Use{{Call: call, Verdict: proxy.Allow, Status: proxy.OutcomeOK}}, proxy.GenerateOptions{})
+	call := policy.CallInfo{Kind: policy.KindTool, Name: "write_file", Arguments: map[string]any{"path": "src/a"}, Workspace: "/ws"}
+	g, err := policy.Generate([]policy.Use{{Call: call, Verdict: policy.Allow, Status: audit.OutcomeOK}}, policy.GenerateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	block := &proxy.Policy{Rules: []proxy.Rule{{ID: "block-src", Deny: []proxy.Matcher{{Spec: "write(src/*)"}}}}}
-	loaded := proxy.Merge(proxy.Merge(proxy.Strict(), block), g.Policy)
-	loaded.DefaultAction = proxy.Deny
+	block := &policy.Policy{Rules: []policy.Rule{{ID: "block-src", Deny: []policy.Matcher{{Spec: "write(src/*)"}}}}}
+	loaded := policy.Merge(policy.Merge(policy.Strict(), block), g.Policy)
+	loaded.DefaultAction = policy.Deny
 	if err := loaded.Compile(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"slices"
@@ -9,12 +8,13 @@ import (
 	"time"
 
 	"github.com/vm-run/vm-run/audit"
-	"github.com/vm-run/vm-run/proxy"
+	"github.com/vm-run/vm-run/policy"
 )
 
 // This file reads one recorded session from the ledger for vm-run policy
-// generate: its session_start, its decision records (the fields session.go
-// writes) and the outcome records that say how allowed calls ended.
+// generate: its session_start, its decision records and the outcome records
+// that say how allowed calls ended, each with the type package audit writes
+// it with (audit.ReadEvent).
 
 // recordedSession is what the ledger holds of one session.
 type recordedSession struct {
@@ -24,34 +24,21 @@ type recordedSession struct {
 	argv          []string
 	workdir       string
 	first, last   time.Time
-	uses          []proxy.Use
+	uses          []policy.Use
 	used          int // uses that count as used
 	skippedLines  int
 	decisions     int
 }
 
-// decisionData are the fields of a decision record that generation reads
-// (see session.go, decisionRecord).
-type decisionData struct {
-	Method  string          `json:"method"`
-	Tool    string          `json:"tool"`
-	Verdict string          `json:"verdict"`
-	Rule    string          `json:"rule"`
-	Reason  string          `json:"reason"`
-	Args    json.RawMessage `json:"args"`
-	Kind    string          `json:"kind"`
-	Seq     *uint64         `json:"seq"`
-}
-
 // kindOfMethod is the kind of a decision written before decisions carried
 // one.
-var kindOfMethod = map[string]proxy.Kind{
-	"tools/call":             proxy.KindTool,
-	"resources/read":         proxy.KindResource,
-	"resources/subscribe":    proxy.KindResource,
-	"prompts/get":            proxy.KindPrompt,
-	"sampling/createMessage": proxy.KindSampling,
-	"elicitation/create":     proxy.KindElicitation,
+var kindOfMethod = map[string]policy.Kind{
+	"tools/call":             policy.KindTool,
+	"resources/read":         policy.KindResource,
+	"resources/subscribe":    policy.KindResource,
+	"prompts/get":            policy.KindPrompt,
+	"sampling/createMessage": policy.KindSampling,
+	"elicitation/create":     policy.KindElicitation,
 }
 
 // readSession reads the ledger twice: once to find the session (the one
@@ -83,7 +70,7 @@ func readSession(path, prefix string) (*recordedSession, error) {
 		return nil, fmt.Errorf("session %q is ambiguous in ledger %q: %s", prefix, path, strings.Join(ids[:min(len(ids), 5)], ", "))
 	}
 	s := &recordedSession{ledger: path, id: ids[0]}
-	var decisions []decisionData
+	var decisions []audit.Decision
 	status := map[uint64]string{}
 	var skipped skippedLines
 	err = scanLedger(path, func(r audit.Record) {
@@ -99,18 +86,15 @@ func readSession(path, prefix string) (*recordedSession, error) {
 		}
 		switch r.Event {
 		case audit.EventSessionStart:
-			var st audit.SessionStart
-			if json.Unmarshal(r.Data, &st) == nil {
+			if st, err := audit.ReadEvent[audit.SessionStart](r); err == nil {
 				s.argv, s.workdir = st.Argv, st.Workdir
 			}
 		case audit.EventDecision:
-			var d decisionData
-			if json.Unmarshal(r.Data, &d) == nil {
+			if d, err := audit.ReadEvent[audit.Decision](r); err == nil {
 				decisions = append(decisions, d)
 			}
-		case "outcome":
-			var o proxy.Outcome
-			if json.Unmarshal(r.Data, &o) == nil {
+		case audit.EventOutcome:
+			if o, err := audit.ReadEvent[audit.Outcome](r); err == nil {
 				status[o.Seq] = o.Status
 			}
 		}
@@ -134,25 +118,24 @@ func readSession(path, prefix string) (*recordedSession, error) {
 	return s, nil
 }
 
-// use turns a decision record into a proxy.Use.
-func (s *recordedSession) use(d decisionData, status map[uint64]string) proxy.Use {
-	kind := proxy.Kind(d.Kind)
+// use turns a decision record into a policy.Use.
+func (s *recordedSession) use(d audit.Decision, status map[uint64]string) policy.Use {
+	kind := policy.Kind(d.Kind)
 	if kind == "" {
 		kind = kindOfMethod[d.Method]
 	}
-	var args map[string]any
-	_ = json.Unmarshal(d.Args, &args) // not an object: no arguments
-	u := proxy.Use{
-		Call:    proxy.CallInfo{Kind: kind, Name: d.Tool, Arguments: args, Workspace: s.workdir},
-		Verdict: proxy.Deny,
+	args, _ := d.Args.(map[string]any) // not an object: no arguments
+	u := policy.Use{
+		Call:    policy.CallInfo{Kind: kind, Name: d.Tool, Arguments: args, Workspace: s.workdir},
+		Verdict: policy.Deny,
 		Rule:    d.Rule,
 		Reason:  d.Reason,
 	}
 	if d.Verdict == audit.VerdictAllow {
-		u.Verdict = proxy.Allow
+		u.Verdict = policy.Allow
 	}
-	if d.Seq != nil {
-		u.Status = status[*d.Seq]
+	if d.Seq != 0 {
+		u.Status = status[d.Seq]
 	}
 	return u
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/vm-run/vm-run/profiles"
@@ -33,6 +34,7 @@ func (profilesListCmd) Run(stdout io.Writer) error {
 type profilesShowCmd struct {
 	Name      string `arg:"" help:"Profile name or path." placeholder:"NAME|PATH"`
 	Workspace string `short:"w" help:"Workspace to expand $${WORKSPACE} with (default: the current directory)." placeholder:"DIR"`
+	Policy    string `help:"A tool policy file, applied as vm-run --policy would: its deny rules add to the profile's, its allow rules and default replace them." placeholder:"FILE" type:"existingfile"`
 }
 
 func (c profilesShowCmd) Run(stdout io.Writer) error {
@@ -45,11 +47,21 @@ func (c profilesShowCmd) Run(stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if p, err = withPolicyFile(p, c.Policy); err != nil {
+		return err
+	}
 	out, err := p.YAML()
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "# %s, hash %s\n", p.Name, p.Hash())
+	// The tool policy in force, a rule a line with the file it comes
+	// from; the YAML below says the same with a comment on each rule.
+	fmt.Fprintln(stdout, "#\n# tool policy in force (deny rules accumulate down extends: and from --policy;")
+	fmt.Fprintln(stdout, "# allow rules and the default come from the nearest tools: section):")
+	for _, line := range strings.Split(strings.TrimSuffix(p.Tools.Describe(), "\n"), "\n") {
+		fmt.Fprintf(stdout, "#   %s\n", line)
+	}
 	_, err = stdout.Write(out)
 	return err
 }

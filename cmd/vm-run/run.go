@@ -21,7 +21,7 @@ type runCmd struct {
 	Profile   string   `short:"p" default:"strict" help:"Profile: a name (strict, standard, dev, or one of yours) or a path to a YAML file." placeholder:"NAME|PATH"`
 	Workspace string   `short:"w" help:"Workspace directory the command runs in (default: the current directory, which may not be / or your home)." placeholder:"DIR"`
 	NoProxy   bool     `help:"Pass stdio straight through instead of proxying MCP (no tool policy; the session is still recorded)."`
-	Policy    string   `help:"A YAML file with a tool policy (the schema of a profile's tools: section), added to the profile's." placeholder:"FILE" type:"existingfile"`
+	Policy    string   `help:"A YAML file with a tool policy (the schema of a profile's tools: section). Its deny rules add to the profile's, which it cannot remove; its allow rules and default_action (deny if unset) replace the profile's." placeholder:"FILE" type:"existingfile"`
 	Ledger    string   `help:"The audit ledger (default: $$VMRUN_LEDGER, the profile's audit.ledger, or ~/.local/state/vm-run/ledger.jsonl; as root /var/log/vm-run/ledger.jsonl)." placeholder:"PATH"`
 	Env       []string `help:"Set KEY=VALUE in the command's environment (repeatable)." placeholder:"KEY=VALUE"`
 	PassEnv   []string `help:"Pass the caller's KEY through to the command (repeatable)." placeholder:"KEY"`
@@ -112,9 +112,8 @@ func (r *runCmd) Run(stdout io.Writer) error {
 		st, err = serve(pending, l.spec, pipes, proxy.Config{
 			Policy:          l.profile.Tools,
 			Workspace:       l.workspace,
-			Recorder:        recorder{ledger: sess.ledger},
-			Redact:          l.profile.Audit.Redact,
-			Log:             prefixed(os.Stderr, "vm-run: proxy: "),
+			Recorder:        proxy.Ledger(sess.ledger),
+			Log:             os.Stderr,
 			OnRecorderError: ledgerFailed,
 		})
 	}

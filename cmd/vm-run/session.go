@@ -10,7 +10,6 @@ import (
 
 	"github.com/vm-run/vm-run/audit"
 	"github.com/vm-run/vm-run/landlock"
-	"github.com/vm-run/vm-run/proxy"
 	"github.com/vm-run/vm-run/sandbox"
 	"github.com/vm-run/vm-run/seccomp"
 )
@@ -133,54 +132,4 @@ func kernelFeatures() map[string]any {
 		"legacy_tiocsti":   readProc("/proc/sys/dev/tty/legacy_tiocsti"),
 		"max_user_namespc": readProc("/proc/sys/user/max_user_namespaces"),
 	}
-}
-
-// recorder puts the proxy's decisions and outcomes in the ledger. Record
-// returns once the decision is on disk; the proxy forwards or denies only
-// then. Outcome returns once the record is written, not synced: the call
-// has already happened at the server, and the next decision's sync (or
-// session_end's) makes the outcome durable without a sync of its own.
-type recorder struct {
-	ledger *audit.Ledger
-}
-
-func (r recorder) Record(ctx context.Context, d proxy.Decision) error {
-	verdict := audit.VerdictDeny
-	if d.Verdict == proxy.Allow {
-		verdict = audit.VerdictAllow
-	}
-	_, err := r.ledger.Log(ctx, decisionRecord{
-		Decision: audit.Decision{
-			Method:    d.Method,
-			RequestID: d.RequestID,
-			Tool:      d.Name,
-			Verdict:   verdict,
-			Rule:      d.RuleID,
-			Reason:    d.Reason,
-			Args:      d.Arguments,
-		},
-		Kind:      string(d.Kind),
-		From:      d.From,
-		Matcher:   d.Matcher,
-		LatencyNS: int64(d.Latency),
-		Seq:       d.Seq,
-	})
-	return err
-}
-
-// decisionRecord is a decision event with the proxy's own fields: what kind
-// of thing was asked for (tool, resource, prompt, sampling, elicitation),
-// by which side, and the sequence number its outcome record refers to.
-type decisionRecord struct {
-	audit.Decision
-	Kind      string `json:"kind"`
-	From      string `json:"from"`
-	Matcher   string `json:"matcher,omitempty"`
-	LatencyNS int64  `json:"latency_ns"`
-	Seq       uint64 `json:"seq"`
-}
-
-func (r recorder) Outcome(ctx context.Context, o proxy.Outcome) error {
-	_, err := r.ledger.AppendQueued(ctx, "outcome", o)
-	return err
 }

@@ -31,6 +31,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/vm-run/vm-run/policy"
 	"github.com/vm-run/vm-run/proxy"
 )
 
@@ -223,18 +224,39 @@ func (d *demo) steps() []step {
 		{"lib/ is protected like src/, and moving a file there is a write to it", "move_file",
 			map[string]any{"source": "docs/notes.txt", "destination": "lib/notes.txt"}, denied, "block-src-writes"},
 		{"no rule allows edits to docs/ either: default_action: deny", "edit_file",
-			map[string]any{"path": "docs/guide.md", "edits": []any{map[string]any{"oldText": "Page", "newText": "Ignore"}}}, denied, proxy.RuleDefault},
-		{"a read outside the workspace is refused before any rule", "read_text_file", map[string]any{"path": "/etc/passwd"}, denied, proxy.RulePaths},
-		{"so is one that climbs out of it", "read_text_file", map[string]any{"path": "docs/../../demo.yaml"}, denied, proxy.RulePaths},
-		{"a read outside docs/ and *.md: no rule allows it (the profile's tools: section replaces strict's), default_action: deny", "read_text_file",
-			map[string]any{"path": "src/main.go"}, denied, proxy.RuleDefault},
+			map[string]any{"path": "docs/guide.md", "edits": []any{map[string]any{"oldText": "Page", "newText": "Ignore"}}}, denied, policy.RuleDefault},
+		{"a read outside the workspace is refused before any rule", "read_text_file", map[string]any{"path": "/etc/passwd"}, denied, policy.RulePaths},
+		{"so is one that climbs out of it", "read_text_file", map[string]any{"path": "docs/../../demo.yaml"}, denied, policy.RulePaths},
+		{"a read outside docs/ and *.md: no rule allows it (the profile's tools: section replaces strict's allows), default_action: deny", "read_text_file",
+			map[string]any{"path": "src/main.go"}, denied, policy.RuleDefault},
 	}
 	if d.landlockSkipped == "" {
 		s = append(s, step{"docs/archive.md is a link into " + d.outside + ", which the server serves; " +
-			"the proxy allows it (docs/*), the server follows it, and Landlock refuses the open",
-			"read_text_file", map[string]any{"path": "docs/archive.md"}, kernel, ""})
+			"the proxy follows the link as the kernel would and refuses: it leads out of the workspace",
+			"read_text_file", map[string]any{"path": "docs/archive.md"}, denied, policy.RulePaths})
 	}
 	return s
+}
+
+// kernelCase shows the layer under the proxy on its own: with no proxy at
+// all (--no-proxy), the command in the sandbox opens the file outside the
+// workspace that docs/archive.md points to, and Landlock refuses it.
+func (d *demo) kernelCase() {
+	target := filepath.Join(d.outside, "settlement-keys.md")
+	args := []string{"--profile", d.profile, "--workspace", d.ws, "--ledger", d.ledger, "--no-proxy", "--", "cat", target}
+	fmt.Printf("$ vm-run %s\n", strings.Join(args, " "))
+	out, err := exec.Command(d.vmrun, args...).CombinedOutput()
+	fmt.Print(indent(string(out), "    "))
+	var exit *exec.ExitError
+	switch {
+	case strings.Contains(string(out), "REDACTED"):
+		d.fail("    UNEXPECTED: the file outside leaked")
+	case errors.As(err, &exit) && strings.Contains(strings.ToLower(string(out)), "permission denied"):
+		fmt.Printf("    %s: no proxy stood in the way; Landlock refused the open\n", kernel)
+	default:
+		d.fail("    UNEXPECTED: want %s (cat: Permission denied), got %v", kernel, err)
+	}
+	fmt.Println()
 }
 
 // run runs the session and the audit commands and prints the report. It
@@ -269,12 +291,14 @@ func (d *demo) run() (int, error) {
 	for i, s := range d.steps() {
 		d.call(cs, i+1, s)
 	}
-	if d.landlockSkipped != "" {
-		fmt.Printf("(the Landlock case did not run: %s)\n\n", d.landlockSkipped)
-	}
 	cerr := cs.Close()
 	if code := cmd.ProcessState.ExitCode(); code != 0 {
 		d.fail("vm-run exited %d (%v) after the client closed, want 0\n%s", code, cerr, d.stderr.String())
+	}
+	if d.landlockSkipped != "" {
+		fmt.Printf("(the Landlock case did not run: %s)\n\n", d.landlockSkipped)
+	} else {
+		d.kernelCase()
 	}
 	d.audit()
 	return d.unexpected, nil
@@ -291,7 +315,7 @@ func (d *demo) listTools(cs *mcp.ClientSession) {
 		visible = append(visible, tool.Name)
 	}
 	slices.Sort(visible)
-	classes := proxy.BuiltinClasses()
+	classes := policy.BuiltinClasses()
 	all := slices.Sorted(slices.Values(slices.Concat(classes["read"].Tools, classes["write"].Tools)))
 	var hidden []string
 	for _, t := range all {

@@ -1,0 +1,152 @@
+// Package policy is vm-run's tool-policy language: the `tools:` section of
+// a profile, and the decisions made with it. It decides on the calls the
+// MCP proxy (package proxy) sees: a client's tools/call, resources/read,
+// resources/subscribe and prompts/get, and a server's sampling and
+// elicitation requests. It knows nothing of JSON-RPC or of transports; the
+// proxy hands it a [CallInfo] and records the [audit.Decision] it returns.
+//
+//	pol, err := policy.DecodePolicy(node, nil)
+//	d := pol.Decide(policy.CallInfo{
+//		Kind:      policy.KindTool,
+//		Name:      "write_file",
+//		Arguments: map[string]any{"path": "src/main.c"},
+//		Workspace: "/home/me/project",
+//	})
+//	if !d.Allowed() { ... d.Rule, d.Reason, d.Paths ... }
+//
+// # Inheritance
+//
+// One rule, everywhere ([Inherit]): deny rules accumulate down a profile's
+// extends: chain and from a --policy file, and nothing later can remove
+// them (a later rule with the id of an inherited deny rule is an error, and
+// `tools: ~` drops only what was allowed); allow rules, default_action and
+// defaults come from the nearest tools: section, so that a profile
+// extending strict that allows reading docs/ means that and not "strict's
+// reads plus docs/"; an unset default_action is deny; classes add up.
+// Each rule remembers the file it comes from (Rule.Origin), which
+// `vm-run profiles show` prints.
+//
+// # Paths
+//
+// A path argument is judged by where it really leads when the call is
+// decided, not by how it is spelled:
+//
+//   - Lexical checks first ([PathError]): invalid UTF-8, NUL and control
+//     characters, "..", "~", absolute paths outside the workspace, leading or
+//     trailing blanks and quotes, and characters Unicode normalisation would
+//     change deny the call ([RulePaths]), even under default_action: allow.
+//   - Bases: a relative path is read against the workspace and against every
+//     root the server was told ([CallInfo].Bases; the proxy owns roots), and
+//     the call must be allowed under each reading.
+//   - Links: each component is looked up with lstat and every symbolic link
+//     followed as the kernel would (path_resolution(7)), at most 40; a path
+//     whose lookup leaves the workspace at any step is denied ([RulePaths]).
+//     Rules are applied to the resolved path, and deny rules also to the
+//     path as spelled; the decision records the resolved paths
+//     ([audit.Decision].Paths).
+//   - Hard links: a file with more than one hard link has names the policy
+//     cannot see; a call that may write it, or that a deny rule with paths
+//     could concern, is denied.
+//
+// Names are compared case-sensitively, as Linux compares them.
+//
+// What remains: the proxy decides, then the server acts. Between the two,
+// the server itself (or anything else writing the workspace) can replace a
+// component with a link, and the server would then touch another file than
+// the one judged. The policy cannot close that window from outside the
+// sandbox; the kernel layer still holds: Landlock confines the server to
+// the paths the profile grants, so a swapped link can lead it only to
+// places the profile lets it write anyway. A policy that must hold against
+// the server itself belongs in the profile's filesystem rules, which the
+// kernel enforces.
+//
+// # URIs
+//
+// Resource rules match the normalised URI ([NormalizeURI]): scheme and host
+// lower-cased, file://localhost/ as file:///, percent-encoded unreserved
+// characters decoded, dot segments removed. A URI whose meaning is
+// ambiguous, one a server could read otherwise than the proxy (an encoded
+// "/", "\", "%" or NUL, a fragment, user information, a malformed
+// escape, control characters), is denied ([RuleURI]). Deny rules also match
+// the URI with every number in canonical form ([NumericVariant]), because
+// servers that parse numbers read "01", "1.0" and "0x1" as 1.
+//
+// # Schema
+//
+// The `tools:` section of a profile, decoded by [DecodePolicy]:
+//
+//	tools:
+//	  default_action: deny      # allow | deny; absent means deny
+//	  defaults:                 # optional per-kind override of default_action
+//	    resource: allow         # kinds: tool resource prompt sampling elicitation
+//	  classes:                  # add to the built-in classes
+//	    read:
+//	      tools: [my_reader]    # tool-name globs
+//	    fetch:
+//	      tools: ["http_*"]
+//	      path_args: [file]     # arguments holding paths (string or list)
+//	      read_only: true       # server annotations may veto allows
+//	  rules:
+//	    - id: allow-docs
+//	      allow: ["read(docs/*)", "read(*.md)"]
+//	    - id: block-src-writes
+//	      reason: sources are reviewed, not edited by agents
+//	      deny: ["write(src/*)", "write(lib/*)"]
+//	    - id: misc
+//	      allow:
+//	        - echo                          # tool named echo (or glob: get_*)
+//	        - tool(read)                    # a tool named like a class
+//	        - resource(file:///srv/docs/**) # URI glob
+//	        - prompt(review_*)
+//	        - sampling                      # the server's sampling requests
+//	        - tool: search_files            # mapping form
+//	          paths: ["src/**"]
+//	          args:
+//	            pattern: {glob: "*.go"}
+//	            query: {regex: "[a-z ]+"}   # anchored: must match all
+//
+// The seeds' example, `rules`, `default_action` and all, is a valid
+// `tools:` section (its `network:` key belongs to the profile, not here).
+//
+// A matcher string is WORD or WORD(ARGUMENT). sampling and elicitation take
+// no argument; tool(NAME), resource(URI) and prompt(NAME) take a glob; a
+// class name takes an optional path glob, as does any other word, which is a
+// tool-name glob. The built-in classes are "read" and "write", holding the
+// tools of @modelcontextprotocol/server-filesystem by what they do, with
+// path arguments path, paths, source and destination (see
+// [BuiltinClasses]).
+//
+// Name globs: "*" any run of characters, "?" one, "[a-z]" and "[!a]"
+// classes, "\" quotes. URI globs are the same except that "*" and "?" stop
+// at "/" and "**" does not. Path globs are gitignore-like and relative to
+// the workspace: a pattern with a "/" is anchored at the workspace root, one
+// without matches at any depth ("*.md" is "**/*.md"), "./*.md" anchors it;
+// "*" stays within one name, "**" spans any number of names (none
+// included). Absolute patterns and ".." are errors.
+//
+// A path matcher in an allow list grants a call when every path argument
+// lies at or beneath a match ("read(docs/*)" allows docs/a and docs/a/b but
+// not docs itself; "read(docs)" or "read(docs/**)" includes it). In a deny
+// list it refuses a call when any path argument touches a match, beneath it
+// or above it ("write(src/*)" also refuses moving src away). A matcher with
+// paths never matches a call without path arguments. Argument constraints
+// must all hold; in a deny list an argument no pattern can describe (an
+// object) counts as a match.
+//
+// Order: deny beats allow beats the default. Tool annotations are the
+// server's claims: they can tighten a decision and never loosen it. An
+// allow through a read_only class (the built-in "read" is one) does not
+// apply to a tool the server annotates readOnlyHint: false or
+// destructiveHint: true.
+//
+// # Built-in policies
+//
+// [Strict] is the policy of the built-in strict profiles: default deny, the
+// "read" class allowed in the workspace, resources and prompts allowed,
+// everything else (writes, unknown tools, sampling, elicitation) denied.
+// Reading inside the workspace discloses nothing the sandbox does not
+// already give the server, while writes and unknown tools change things and
+// must be named in a profile; sampling and elicitation are channels from a
+// hostile server to the model and the user. [Permissive] allows everything
+// but keeps the path checks.
+package policy

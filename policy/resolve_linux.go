@@ -1,0 +1,61 @@
+package policy
+
+import (
+	"golang.org/x/sys/unix"
+)
+
+// linkTargetMax bounds a symbolic link's target: symlink(2) takes at most
+// PATH_MAX bytes with the NUL (ENAMETOOLONG beyond). A longer answer, from
+// some other file system, is refused rather than cut off.
+const linkTargetMax = 4096
+
+// hostLookup is the file system of the running proxy.
+type hostLookup struct{}
+
+// lstat is lstat(2): it never follows the last component, so a link there
+// is reported, not entered (symlink(7)).
+func (hostLookup) lstat(name string) (entry, error) {
+	var st unix.Stat_t
+	if err := retryEINTR(func() error { return unix.Lstat(name, &st) }); err != nil {
+		return entry{}, err
+	}
+	e := entry{kind: entryOther, nlink: uint64(st.Nlink)}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		e = entry{kind: entryDir}
+	case unix.S_IFLNK:
+		e = entry{kind: entrySymlink}
+	}
+	return e, nil
+}
+
+// readlink is readlink(2) into a buffer one byte longer than any target the
+// kernel accepts: a full buffer means a target that was cut off.
+func (hostLookup) readlink(name string) (string, error) {
+	buf := make([]byte, linkTargetMax+1)
+	var n int
+	err := retryEINTR(func() error {
+		var err error
+		n, err = unix.Readlink(name, buf)
+		return err
+	})
+	switch {
+	case err != nil:
+		return "", err
+	case n > linkTargetMax:
+		return "", unix.ENAMETOOLONG
+	}
+	return string(buf[:n]), nil
+}
+
+// retryEINTR retries a system call that a signal interrupted, as package os
+// does: Go installs its signal handlers with SA_RESTART (signal(7)), yet
+// FUSE and network file systems still return EINTR (Go issues 22838,
+// 38033).
+func retryEINTR(call func() error) error {
+	for {
+		if err := call(); err != unix.EINTR {
+			return err
+		}
+	}
+}
