@@ -193,6 +193,26 @@ func (e *dataEncoder) sessionEnd(s *SessionEnd) {
 	e.member(',', "duration_ns")
 	e.buf = strconv.AppendInt(e.buf, s.DurationNS, 10)
 	e.omitEmpty("error", s.Error)
+	if l := s.Limits; l != nil {
+		e.member(',', "limits")
+		// LimitHits is no event type: key, not member, notes whether its
+		// names could match a redaction key.
+		sep := byte('{')
+		if l.OOMKills != 0 {
+			e.key(sep, "oom_kills")
+			e.buf = strconv.AppendUint(e.buf, l.OOMKills, 10)
+			sep = ','
+		}
+		if l.PidsMaxHits != 0 {
+			e.key(sep, "pids_max_hits")
+			e.buf = strconv.AppendUint(e.buf, l.PidsMaxHits, 10)
+			sep = ','
+		}
+		if sep == '{' {
+			e.buf = append(e.buf, '{')
+		}
+		e.buf = append(e.buf, '}')
+	}
 	e.buf = append(e.buf, '}')
 }
 

@@ -66,6 +66,8 @@ func encodeCases() []any {
 			&SessionStart{Argv: []string{"a", s}},
 			SessionEnd{ExitStatus: -1, Signal: s, DurationNS: math.MaxInt64, Error: s},
 			&SessionEnd{ExitStatus: math.MaxInt32},
+			SessionEnd{ExitStatus: 137, Signal: s, Limits: &LimitHits{OOMKills: 1}},
+			SessionEnd{ExitStatus: 2, Error: s, Limits: &LimitHits{PidsMaxHits: math.MaxUint64}},
 			Recovered{TornOffset: math.MaxInt64, TornLength: 1, TornSHA256: s},
 			Decision{Tool: s, Verdict: VerdictDeny, Kind: s, From: s, Matcher: s, LatencyNS: -1, Seq: math.MaxUint64,
 				Paths: []string{s, "src/" + s}, URI: s, Args: json.RawMessage(mustMarshal(map[string]any{"token": s}))},
@@ -77,6 +79,7 @@ func encodeCases() []any {
 	}
 	cases = append(cases,
 		Decision{}, (*Decision)(nil), SessionStart{}, (*SessionStart)(nil), SessionEnd{}, (*SessionEnd)(nil),
+		SessionEnd{Limits: &LimitHits{}}, SessionEnd{Limits: &LimitHits{OOMKills: 3, PidsMaxHits: 4}},
 		Recovered{}, &Recovered{TornOffset: 3}, genesis{Format: 1, Algorithm: "sha256"},
 		Outcome{}, (*Outcome)(nil), Roots{}, (*Roots)(nil), Decision{Paths: []string{}},
 		Decision{Tool: "t", Verdict: "v", RequestID: json.RawMessage(`{"token" : "x"}`)},
@@ -108,6 +111,7 @@ var redactConfigs = []struct {
 	{DefaultRedactKeys, 10},
 	{DefaultRedactKeys, -1},
 	{[]string{"tool", "Verdict", "argv"}, 0},
+	{[]string{"kills", "max-hits"}, 4096}, // the members of SessionEnd.Limits
 	{[]string{}, 4096},
 	{[]string{}, -1},
 }

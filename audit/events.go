@@ -66,6 +66,19 @@ type SessionEnd struct {
 	DurationNS int64 `json:"duration_ns"`
 	// Error says why vm-run itself failed, if it did.
 	Error string `json:"error,omitempty"`
+	// Limits counts what the sandbox's cgroup limits refused it, when
+	// they refused anything.
+	Limits *LimitHits `json:"limits,omitempty"`
+}
+
+// LimitHits counts a session's run-ins with its cgroup limits.
+type LimitHits struct {
+	// OOMKills counts processes the kernel's OOM killer killed because
+	// the sandbox reached its memory limit.
+	OOMKills uint64 `json:"oom_kills,omitempty"`
+	// PidsMaxHits counts forks refused because the sandbox held as many
+	// tasks as its pids limit allows.
+	PidsMaxHits uint64 `json:"pids_max_hits,omitempty"`
 }
 
 // NewSessionEnd returns a SessionEnd for a command that ran for d.
@@ -132,15 +145,17 @@ func (Decision) EventType() string { return EventDecision }
 
 // Outcome statuses.
 const (
-	OutcomeOK          = "ok"            // a result
-	OutcomeToolError   = "tool_error"    // a tools/call result with isError: true
-	OutcomeError       = "error"         // a JSON-RPC error response
-	OutcomeCancelled   = "cancelled"     // the requester sent notifications/cancelled
-	OutcomeTimeout     = "timeout"       // no answer within the proxy's call timeout
-	OutcomeServerGone  = "server_exited" // the server's output ended first
-	OutcomeInvalid     = "invalid"       // the answer was malformed and not forwarded
-	OutcomeWithheld    = "withheld"      // the outcome could not be recorded, the answer was withheld
-	OutcomeInputDenied = "input_denied"  // the result asked for input the policy denies
+	OutcomeOK            = "ok"             // a result
+	OutcomeToolError     = "tool_error"     // a tools/call result with isError: true
+	OutcomeError         = "error"          // a JSON-RPC error response
+	OutcomeCancelled     = "cancelled"      // the requester sent notifications/cancelled
+	OutcomeTimeout       = "timeout"        // no answer within the proxy's call timeout
+	OutcomeServerGone    = "server_exited"  // the server's output ended first
+	OutcomeInvalid       = "invalid"        // the answer was malformed and not forwarded
+	OutcomeWithheld      = "withheld"       // the outcome could not be recorded, the answer was withheld
+	OutcomeInputDenied   = "input_denied"   // the result asked for input the policy denies
+	OutcomeTooLarge      = "too_large"      // the answer was over the proxy's message limit
+	OutcomeContentDenied = "content_denied" // the answer embeds a resource the policy denies
 )
 
 // Outcome is the record of how an allowed call ended. The proxy appends it

@@ -250,6 +250,10 @@ func (l *Ledger) encode(fields any) ([]byte, error) {
 	if fields == nil {
 		return []byte("{}"), nil
 	}
+	if d, ok := fields.(Decision); ok && d.Kind == "resource" && len(l.redact.norm) > 0 {
+		d.Tool, d.URI = redactURI(d.Tool, l.redact.norm), redactURI(d.URI, l.redact.norm)
+		fields = d
+	}
 	bp := encodeBufs.Get().(*[]byte)
 	defer func() {
 		if cap(*bp) <= maxPooledBuf {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/url"
 	"reflect"
 	"strings"
 	"unicode/utf8"
@@ -295,4 +296,55 @@ func encodeCompact(v any) ([]byte, error) {
 		return nil, fmt.Errorf("encode event fields: %w", err)
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// RedactURI returns uri with the value of every query parameter whose name
+// matches one of keys (as in [Redact]) replaced by
+// "redacted_sha256:<hex>", the hash of the decoded value, and the password
+// of any user information likewise: a resource URI is as likely as an
+// argument to carry a token (https://api.example.com/x?api_key=...). The
+// ledger applies it to the URIs of resource decisions.
+func RedactURI(uri string, keys []string) string {
+	return redactURI(uri, normalizeKeys(keys))
+}
+
+func redactURI(uri string, norm []string) string {
+	if scheme, rest, ok := strings.Cut(uri, "://"); ok {
+		auth, tail, _ := strings.Cut(rest, "/")
+		if user, host, ok := strings.Cut(auth, "@"); ok {
+			if name, pass, ok := strings.Cut(user, ":"); ok {
+				user = name + ":redacted_sha256:" + hashValue(unescapeQuery(pass))
+			}
+			auth = user + "@" + host
+			uri = scheme + "://" + auth
+			if strings.Contains(rest, "/") {
+				uri += "/" + tail
+			}
+		}
+	}
+	base, query, ok := strings.Cut(uri, "?")
+	if !ok || len(norm) == 0 {
+		return uri
+	}
+	frag := ""
+	if q, f, ok := strings.Cut(query, "#"); ok {
+		query, frag = q, "#"+f
+	}
+	params := strings.Split(query, "&")
+	for i, p := range params {
+		name, value, ok := strings.Cut(p, "=")
+		if ok && keyMatches(unescapeQuery(name), norm) {
+			params[i] = name + "=redacted_sha256:" + hashValue(unescapeQuery(value))
+		}
+	}
+	return base + "?" + strings.Join(params, "&") + frag
+}
+
+// unescapeQuery decodes a query component, "+" as a space; a malformed
+// escape is kept as written.
+func unescapeQuery(s string) string {
+	if u, err := url.QueryUnescape(s); err == nil {
+		return u
+	}
+	return s
 }

@@ -41,3 +41,19 @@ func TestRedact(t *testing.T) {
 		t.Error("DefaultRedactKeys do not cover \"token\"")
 	}
 }
+
+func TestRedactURI(t *testing.T) {
+	h := func(s string) string { return "redacted_sha256:" + hashValue(s) }
+	tests := []struct{ uri, want string }{
+		{"https://api.example.com/x?api_key=s3cr3t&page=2", "https://api.example.com/x?api_key=" + h("s3cr3t") + "&page=2"},
+		{"https://u:p%40ss@h/x", "https://u:" + h("p@ss") + "@h/x"},
+		{"demo://r/x?Access-Token=a+b#f", "demo://r/x?Access-Token=" + h("a b") + "#f"},
+		{"demo://r/x?page=1", "demo://r/x?page=1"},
+		{"file:///home/u/token.txt", "file:///home/u/token.txt"},
+	}
+	for _, tt := range tests {
+		if got := RedactURI(tt.uri, DefaultRedactKeys); got != tt.want {
+			t.Errorf("RedactURI(%q) = %q, want %q", tt.uri, got, tt.want)
+		}
+	}
+}

@@ -33,8 +33,10 @@
 //
 //   - Lexical checks first ([PathError]): invalid UTF-8, NUL and control
 //     characters, "..", "~", absolute paths outside the workspace, leading or
-//     trailing blanks and quotes, and characters Unicode normalisation would
-//     change deny the call ([RulePaths]), even under default_action: allow.
+//     trailing blanks and quotes, a path not in Unicode normalisation form
+//     C (NFC), and characters newer than the Unicode version of vm-run's
+//     normalisation tables deny the call ([RulePaths]), even under
+//     default_action: allow; the reason gives the NFC spelling to use.
 //   - Bases: a relative path is read against the workspace and against every
 //     root the server was told ([CallInfo].Bases; the proxy owns roots), and
 //     the call must be allowed under each reading.
@@ -47,13 +49,35 @@
 //   - Hard links: a file with more than one hard link has names the policy
 //     cannot see; a call that may write it, or that a deny rule with paths
 //     could concern, is denied.
+//   - Equivalent names: a name that does not exist is looked for among the
+//     entries whose NFC form is its own, as server-filesystem does; the one
+//     found is followed, more than one is refused.
+//   - Order: the proxy judges a call with path arguments only once every
+//     earlier call that may write has been answered, and a relative one
+//     only while the server's roots are not changing ([Policy.Touches];
+//     package proxy, order.go): a client that pipelines its calls cannot
+//     have one judged before an earlier one has moved a link into its way.
+//   - Bases also include directories inside the workspace named on the
+//     server's command line: server-filesystem reads relative paths against
+//     the first directory it serves.
 //
-// Names are compared case-sensitively, as Linux compares them.
+// Names are compared in NFC: path patterns are normalised when they are
+// compiled and judged paths when they are matched, so that "A\u0301" on
+// disk (NFD, or reached through a link target) meets the rules written for
+// "\u00C1", and the other way round. That is the equivalence
+// server-filesystem applies when a name does not exist: it takes the entry
+// whose normalize("NFC") is the same. The server's Unicode tables (its
+// JavaScript engine's) may be newer than vm-run's (x/text follows Unicode
+// 15 before Go 1.27), so a path pattern with a character vm-run's tables do
+// not have is an error. Compatibility forms (NFKC: "\uFB01" and "fi") are
+// different names to the kernel and to the server, and are not folded.
+// Names are compared case-sensitively, as Linux and server-filesystem on
+// Linux compare them: "DOCS" is not "docs".
 //
 // What remains: the proxy decides, then the server acts. Between the two,
-// the server itself (or anything else writing the workspace) can replace a
-// component with a link, and the server would then touch another file than
-// the one judged. The policy cannot close that window from outside the
+// the server itself, or a process other than the client's calls writing
+// the workspace, can replace a component with a link, and the server would
+// then touch another file than the one judged. The policy cannot close that window from outside the
 // sandbox; the kernel layer still holds: Landlock confines the server to
 // the paths the profile grants, so a swapped link can lead it only to
 // places the profile lets it write anyway. A policy that must hold against
@@ -69,7 +93,12 @@
 // "/", "\", "%" or NUL, a fragment, user information, a malformed
 // escape, control characters), is denied ([RuleURI]). Deny rules also match
 // the URI with every number in canonical form ([NumericVariant]), because
-// servers that parse numbers read "01", "1.0" and "0x1" as 1.
+// servers that parse numbers read "01", "1.0" and "0x1" as 1, and the URI
+// without its query, which a server may ignore. The proxy also judges the
+// resources a server embeds in tool results, prompts and resources/read
+// answers, as a resources/read of their URIs would be, and withholds an
+// answer that embeds a denied one; a completion/complete of a prompt's
+// arguments is judged as getting the prompt.
 //
 // # Schema
 //

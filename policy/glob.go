@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // pathGlob is a compiled path pattern: a list of segments, each either "**"
@@ -16,8 +18,15 @@ import (
 //
 // A pattern without a slash matches at any depth, as in gitignore(5): "*.md"
 // is "**/*.md". A leading "./" anchors it at the workspace root instead.
+//
+// segs are in Unicode NFC, and relation takes paths to NFC before matching
+// them, so that canonically equivalent spellings of a name meet the same
+// rules (see [nfc]). No glob metacharacter composes with a combining mark,
+// so normalising a pattern never changes its structure. A pattern holding a
+// character that norm does not know ([normKnows]) is refused: it could not
+// be normalised as the server normalises.
 type pathGlob struct {
-	src  string
+	src  string // as written, for messages
 	segs []string
 }
 
@@ -34,6 +43,13 @@ func compilePathGlob(src string) (*pathGlob, error) {
 	case strings.ContainsRune(p, 0):
 		return nil, fmt.Errorf("%w: path pattern %q contains a NUL byte", errPatternSyntax, src)
 	}
+	for _, r := range p {
+		if !normKnows(r) {
+			return nil, fmt.Errorf("%w: path pattern %q contains %U, which is not assigned in Unicode %s, "+
+				"the version vm-run normalises names by", errPatternSyntax, src, r, norm.Version)
+		}
+	}
+	p = nfc(p)
 	anchored := strings.Contains(strings.TrimSuffix(p, "/"), "/")
 	if rest, ok := strings.CutPrefix(p, "./"); ok {
 		p, anchored = rest, true
@@ -103,7 +119,11 @@ func (g *pathGlob) step(set, next []bool, seg string) {
 //
 // Allow rules need covered: "read(docs/*)" grants docs/a and all beneath it.
 // Deny rules need overlaps: "write(src/*)" also refuses moving "src" itself.
+//
+// rel may be in any Unicode form (resolved paths hold names as the file
+// system and link targets spell them); it is matched in NFC.
 func (g *pathGlob) relation(rel string) (covered, overlaps bool) {
+	rel = nfc(rel)
 	var segs []string
 	if rel != "." {
 		segs = strings.Split(rel, "/")

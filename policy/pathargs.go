@@ -179,3 +179,38 @@ func (j *judgedPaths) add(ws string, bases []string, pending bool, res Resolver,
 	}
 	return nil
 }
+
+// Touches says, without looking at the file system, what a tool call does
+// to the tree its path arguments name: whether it has path arguments at
+// all, whether one of them is relative (its meaning depends on the server's
+// roots), and whether the tool may change the tree (it is not in read-only
+// classes only, or the server says it writes; an unknown tool may do
+// anything). The proxy orders calls by it: a call with paths is judged only
+// once every earlier call that may write has been answered, because that
+// call may have moved a link into the path (see the package doc, Paths).
+func (p *Policy) Touches(call CallInfo) (paths, relative, writes bool) {
+	c, err := p.compiled()
+	if err != nil || call.Kind != KindTool {
+		return false, false, call.Kind == KindTool
+	}
+	writes = c.mayWrite(call)
+	for _, cl := range c.classesOf(call.Name) {
+		for _, name := range cl.pathArgs {
+			v, ok := call.Arguments[name]
+			if !ok {
+				continue
+			}
+			list, isList := v.([]any)
+			if !isList {
+				list = []any{v}
+			}
+			for _, e := range list {
+				paths = true
+				if s, ok := e.(string); !ok || !path.IsAbs(s) {
+					relative = true
+				}
+			}
+		}
+	}
+	return paths, relative, writes
+}

@@ -6,6 +6,9 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+	"golang.org/x/text/unicode/rangetable"
 )
 
 // Linux limits, from limits.h: a path longer than PATH_MAX or a name longer
@@ -42,10 +45,14 @@ func (e *PathError) Error() string {
 //   - a leading "~" (server-filesystem expands "~/" to the home directory);
 //   - leading or trailing white space or quotes (server-filesystem trims and
 //     unquotes paths before its own containment check);
-//   - runes that Unicode normalisation changes, combining marks and canonical
-//     singletons such as U+212A KELVIN SIGN: server-filesystem maps a
-//     missing name to an existing NFC-equivalent one, so "cafe\u0301" could
-//     reach "café" while a pattern names only the latter;
+//   - a path that is not in Unicode normalisation form C (NFC), such as
+//     "cafe\u0301" or "\u212Aconfig" (KELVIN SIGN): server-filesystem maps a
+//     missing name to an existing name of the same NFC, so a spelling other
+//     than the NFC one can reach a name it does not spell. Rules are
+//     matched in NFC as well (see [nfc]); the refusal makes the name the
+//     agent sends the one that a denial quotes and the ledger records;
+//   - characters newer than the Unicode version vm-run normalises by (see
+//     [normKnows]);
 //   - absolute paths outside the workspace;
 //   - paths longer than PATH_MAX or with a name longer than NAME_MAX.
 //
@@ -74,9 +81,15 @@ func normalizePath(workspace, p string) (string, string) {
 		if unicode.IsControl(r) {
 			return "", "contains a control character"
 		}
-		if changesUnderNFC(r) {
-			return "", fmt.Sprintf("contains %U, which Unicode normalisation may change; use the precomposed (NFC) spelling", r)
+		if !normKnows(r) {
+			return "", fmt.Sprintf("contains %U, which is not assigned in Unicode %s, the version vm-run "+
+				"normalises names by; the server may normalise it otherwise", r, norm.Version)
 		}
+	}
+	if !norm.NFC.IsNormalString(p) {
+		n := norm.NFC.String(p)
+		return "", fmt.Sprintf("is not in Unicode normalisation form C (NFC), and the server may take it for "+
+			"another name; use the NFC spelling %q (escaped: %+q)", n, n)
 	}
 	for _, seg := range strings.Split(p, "/") {
 		if seg == ".." {
@@ -108,35 +121,36 @@ func normalizePath(workspace, p string) (string, string) {
 
 func isQuote(r rune) bool { return r == '"' || r == '\'' || r == '`' }
 
-// changesUnderNFC reports runes that NFC composition or canonical singleton
-// decomposition can rewrite: the combining diacritic blocks (which compose
-// with Latin, Greek and Cyrillic letters), conjoining Hangul jamo, the kana
-// voicing marks, and the canonical singletons (Unicode UAX #15, and the
-// Decomposition_Mapping field of UnicodeData.txt). It is deliberately a
-// superset check: a false positive denies a call with an explanation, a false
-// negative would let an equivalent spelling slip past a pattern.
-func changesUnderNFC(r rune) bool {
-	switch {
-	case r < 0x300:
-		return false
-	case r <= 0x36F, // Combining Diacritical Marks
-		0x1100 <= r && r <= 0x11FF, // Hangul Jamo
-		0x1AB0 <= r && r <= 0x1AFF, // Combining Diacritical Marks Extended
-		0x1DC0 <= r && r <= 0x1DFF, // Combining Diacritical Marks Supplement
-		0x20D0 <= r && r <= 0x20FF, // Combining Diacritical Marks for Symbols
-		0xFE20 <= r && r <= 0xFE2F, // Combining Half Marks
-		r == 0x3099 || r == 0x309A: // kana voiced sound marks
-		return true
-	}
-	switch r {
-	// Canonical singletons: each decomposes to one other code point.
-	case 0x0340, 0x0341, 0x0343, 0x0374, 0x037E, 0x0387,
-		0x1F71, 0x1F73, 0x1F75, 0x1F77, 0x1F79, 0x1F7B, 0x1F7D,
-		0x1FBB, 0x1FBE, 0x1FC9, 0x1FCB, 0x1FD3, 0x1FDB, 0x1FE3, 0x1FEB,
-		0x1FEE, 0x1FEF, 0x1FF9, 0x1FFB, 0x1FFD,
-		0x2000, 0x2001, 0x2126, 0x212A, 0x212B, 0x2329, 0x232A:
-		return true
-	}
-	// CJK compatibility ideographs are singletons too.
-	return (0xF900 <= r && r <= 0xFAFF) || (0x2F800 <= r && r <= 0x2FA1F)
+// nfc returns s in Unicode normalisation form C, and s itself, without
+// copying, when it already is. Path patterns and judged paths are compared
+// in NFC because that is the equivalence server-filesystem applies: when a
+// name does not exist it takes the directory entry whose
+// String.prototype.normalize("NFC") equals that of the requested name
+// (resolveUnicodeEquivalentPath in its lib.js). Names that are canonically
+// equivalent therefore lead to the same file and must meet the same rules,
+// whichever spelling the agent, a link target or the file system uses.
+//
+// NFC, not NFKC: compatibility equivalents ("\uFB01" and "fi", full-width
+// and ASCII letters) are different names to the kernel and to the server,
+// and folding them would let an allow rule for one grant the other. Nor is
+// case folded: Linux compares names byte for byte, and server-filesystem
+// on Linux compares them as strings (it lower-cases only Windows drive
+// letters).
+func nfc(s string) string { return norm.NFC.String(s) }
+
+// normAssigned holds the code points assigned in the Unicode version that
+// norm's tables follow; nil if x/text has no such table.
+var normAssigned = rangetable.Assigned(norm.Version)
+
+// normKnows reports whether r is assigned in the Unicode version of norm's
+// tables (norm.Version). The server normalises with its JavaScript
+// engine's tables, which may be newer: Node 20's ICU follows Unicode 17,
+// while x/text before Go 1.27 follows Unicode 15, and 20 characters of
+// Unicode 16 and 17 compose there that norm leaves apart (U+105D2 U+0307
+// is U+105C9 to the server). Unicode's normalisation stability policy
+// makes a string of characters assigned in one version normalise alike in
+// every later one, so refusing the characters norm does not know makes the
+// two agree on everything else.
+func normKnows(r rune) bool {
+	return r < utf8.RuneSelf || normAssigned != nil && unicode.Is(normAssigned, r)
 }

@@ -140,6 +140,9 @@ type entry struct {
 type lookup interface {
 	lstat(name string) (entry, error)
 	readlink(name string) (string, error)
+	// entries lists the entries of the directory dir, for the names that
+	// are only canonically equivalent to one asked for (see equivalent).
+	entries(dir string) ([]string, error)
 }
 
 // resolveStep is one path component waiting to be looked up, with the link
@@ -273,6 +276,15 @@ func (w *resolveWalk) run() (Resolved, error) {
 		e, err := w.fsys.lstat(abs)
 		switch {
 		case errors.Is(err, syscall.ENOENT):
+			alt, found, err := w.equivalent(s)
+			if err != nil {
+				return Resolved{}, err
+			}
+			if found {
+				// Looked up again under the name that exists.
+				w.todo = append(w.todo, resolveStep{name: alt, link: s.link})
+				continue
+			}
 			w.missing = rel
 			w.dirs = append(w.dirs, s.name)
 			continue
@@ -303,6 +315,42 @@ func (w *resolveWalk) run() (Resolved, error) {
 		return Resolved{Rel: rel, Via: w.via}, nil
 	}
 	return Resolved{Rel: rel, Exists: true, Dir: true, Via: w.via}, nil
+}
+
+// equivalent finds the entry that a server maps a missing name to:
+// server-filesystem, asked for a name that does not exist, looks for an
+// entry of the directory whose NFC form is the name's NFC form, and uses it
+// (resolveUnicodeEquivalentPath in its lib.js), refusing when there is more
+// than one. So does the proxy, or it would judge a new file where the
+// server writes into an existing directory or through an existing link
+// spelled another way ("e\u0301" for "\u00e9"). found is false when no other
+// entry is equivalent: the name is new.
+func (w *resolveWalk) equivalent(s resolveStep) (alt string, found bool, err error) {
+	want := nfc(s.name)
+	dir := w.ws
+	if len(w.dirs) > 0 {
+		dir = w.abs(strings.Join(w.dirs, "/"))
+	}
+	entries, lerr := w.fsys.entries(dir)
+	if lerr != nil {
+		_, err := w.failLookup("read the directory of", w.rel(s.name), s.link, lerr)
+		return "", false, err
+	}
+	var matches []string
+	for _, e := range entries {
+		if e != s.name && nfc(e) == want {
+			matches = append(matches, e)
+		}
+	}
+	switch len(matches) {
+	case 0:
+		return "", false, nil
+	case 1:
+		return matches[0], true, nil
+	}
+	_, err = w.fail(fmt.Sprintf("matches %d names that differ only in Unicode normalisation (%q); the server refuses it too",
+		len(matches), matches), s.link, syscall.EINVAL)
+	return "", false, err
 }
 
 // follow replaces the link at rel by its target (symlink(7)).

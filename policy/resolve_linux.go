@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"os"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -46,6 +48,24 @@ func (hostLookup) readlink(name string) (string, error) {
 		return "", unix.ENAMETOOLONG
 	}
 	return string(buf[:n]), nil
+}
+
+// entries lists a directory's entries. The directory is opened with
+// O_NOFOLLOW: it was just seen to be a directory, and a link put in its
+// place since is not followed out of the workspace (open(2)).
+func (hostLookup) entries(dir string) ([]string, error) {
+	var fd int
+	err := retryEINTR(func() error {
+		var err error
+		fd, err = unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), dir)
+	defer f.Close()
+	return f.Readdirnames(-1)
 }
 
 // retryEINTR retries a system call that a signal interrupted, as package os

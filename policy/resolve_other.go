@@ -10,3 +10,5 @@ type hostLookup struct{}
 func (hostLookup) lstat(string) (entry, error) { return entry{}, ErrNotSupported }
 
 func (hostLookup) readlink(string) (string, error) { return "", ErrNotSupported }
+
+func (hostLookup) entries(string) ([]string, error) { return nil, ErrNotSupported }

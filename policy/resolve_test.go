@@ -229,6 +229,11 @@ func (r *recordingLookup) readlink(name string) (string, error) {
 	return r.lookup.readlink(name)
 }
 
+func (r *recordingLookup) entries(dir string) ([]string, error) {
+	r.note(dir)
+	return r.lookup.entries(dir)
+}
+
 func (r *recordingLookup) note(name string) {
 	r.mu.Lock()
 	r.names = append(r.names, name)
@@ -281,6 +286,11 @@ func (l *lyingLookup) lstat(string) (entry, error) {
 		return entry{}, syscall.EACCES
 	}
 	return entry{kind: entrySymlink}, nil
+}
+
+func (l *lyingLookup) entries(string) ([]string, error) {
+	l.calls++
+	return []string{"a", "b", "e\u0301", "\u00e9"}[:l.rng.IntN(5)], nil
 }
 
 func (l *lyingLookup) readlink(string) (string, error) {
@@ -495,3 +505,5 @@ func (dotdotLookup) lstat(name string) (entry, error) {
 }
 
 func (dotdotLookup) readlink(string) (string, error) { return "../../..", nil }
+
+func (dotdotLookup) entries(string) ([]string, error) { return nil, nil }

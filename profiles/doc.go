@@ -50,8 +50,10 @@
 //     only writable place; ~/.npm is an overlay so that npx runs from a
 //     warm cache without writing to it; /dev/null, zero, full, random and
 //     urandom; tmpfs over /tmp, /var/tmp, /run, /var/run, /dev/shm and
-//     /etc/vm-run; every Landlock feature of ABI 6; 4096 open files, no
-//     core dumps; only the locale, terminal and identity variables pass.
+//     /etc/vm-run; every Landlock feature of ABI 6; 512 tasks and a
+//     quarter of the host's memory for the whole sandbox, CPU not capped;
+//     4096 open files, no core dumps; only the locale, terminal and
+//     identity variables pass.
 //     Tools: default deny; the "read" class (the read tools of
 //     @modelcontextprotocol/server-filesystem) with paths anywhere in the
 //     workspace; resources and prompts allowed; sampling, elicitation,
@@ -60,8 +62,8 @@
 //   - standard: strict, with the workspace writable, and the "write" class
 //     allowed in the workspace.
 //   - dev: standard, with network mode loopback and any_port (the
-//     sandbox's own loopback; the host's stays out of reach) and the
-//     unix-sockets syscall group. Tools as standard.
+//     sandbox's own loopback; the host's stays out of reach), the
+//     unix-sockets syscall group and 1024 tasks. Tools as standard.
 //
 // Read the files for the exact lists: "vm-run profiles show strict".
 //
@@ -75,8 +77,9 @@
 //	description: TEXT   # one line, for "vm-run profiles list"
 //	extends: NAME|PATH  # see Extends
 //	best_effort: BOOL   # default false: a kernel feature the profile needs
-//	                    # and the kernel lacks stops the launch; true runs
-//	                    # anyway with what the kernel has, and says so
+//	                    # and the kernel lacks, or a cgroup for limits the
+//	                    # caller may not create, stops the launch; true
+//	                    # runs anyway with what there is, and says so
 //	filesystem:
 //	  read: [PATH]      # read files, list directories beneath PATH
 //	  exec: [PATH]      # read plus execute
@@ -100,12 +103,22 @@
 //	                       # resolve-unix, udp (see package landlock)
 //	syscalls:
 //	  allow: [GROUP]       # opt-in seccomp groups: [seccomp.OptInGroups]
-//	limits:                # setrlimit(2), soft and hard; unset: inherited
+//	limits:                # pids, memory, cpu: the sandbox's own cgroup,
+//	                       # all its processes together; unset or
+//	                       # "unlimited": none. They need root or a
+//	                       # delegated cgroup (package sandbox/cgroup)
+//	  pids: COUNT          # tasks, processes and threads, at once
+//	  memory: SIZE|N%      # memory, swap included, or N% of the host's
+//	  cpu: CPUS|N%         # CPU bandwidth: 0.5 is half a CPU, 2 two, N%
+//	                       # of the host's CPUs
+//	                       # the rest are setrlimit(2), soft and hard, of
+//	                       # each process; unset: inherited
 //	  nofile: COUNT        # open files (not unlimited)
-//	  nproc: COUNT         # processes of the user
+//	  nproc: COUNT         # processes of the user (every process of that
+//	                       # uid counts, inside the sandbox or not)
 //	  as: SIZE             # address space
 //	  fsize: SIZE          # largest file written
-//	  cpu: TIME            # CPU time
+//	  cpu_time: TIME       # CPU time
 //	  core: SIZE           # core dump size; 0 for none
 //	  tmp_size: SIZE       # size of the private temp dir (default 256MiB)
 //	env:
@@ -136,7 +149,11 @@
 // "64KiB", "512MiB", "2G" (K, M, G, T, in any case, with or without "i"
 // or "iB", are powers of 1024; "MB" and friends are refused as ambiguous),
 // or "unlimited". TIME is seconds with an optional unit: 30, "90s", "10m",
-// "2h", or "unlimited". Numbers are decimal digits only: no signs, no 0x,
+// "2h", or "unlimited". N% is a whole percentage from 1 to 100 of what the
+// host running the sandbox has (memory rounded down to a whole MiB); CPUS
+// is a number with at most three decimals, from 0.01. limits.memory and
+// limits.cpu are a [Share]; a loaded profile holds them in canonical form
+// ("25%", "512MiB", "0.5"). Numbers are decimal digits only: no signs, no 0x,
 // no underscores. Lists lose duplicates, keeping the first; where a path is
 // listed both required and optional, required wins.
 //

@@ -92,7 +92,8 @@ func TestYAMLFormatsNumbers(t *testing.T) {
 		Network: Network{Mode: NetworkLoopback, BindTCP: []uint16{80, 443}},
 		Limits: Limits{
 			NoFile: u64(4096), NProc: u64(Unlimited), AS: u64(3 << 30),
-			FSize: u64(1000), CPU: u64(90), Core: u64(0), TmpSize: 256 << 20,
+			FSize: u64(1000), CPUTime: u64(90), Core: u64(0), TmpSize: 256 << 20,
+			Pids: u64(512), Memory: share("25%"), CPU: share("1.5"),
 		},
 		Tools: denyAll(),
 	}
@@ -102,11 +103,14 @@ network:
   mode: loopback
   bind_tcp: [80, 443]
 limits:
+  pids: 512
+  memory: 25%
+  cpu: "1.5"
   nofile: 4096
   nproc: unlimited
   as: 3GiB
   fsize: 1000
-  cpu: 90
+  cpu_time: 90
   core: 0
   tmp_size: 256MiB
 tools:

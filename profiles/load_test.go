@@ -83,16 +83,16 @@ env:
 
 func TestExtendsOverridesScalars(t *testing.T) {
 	dir := writeFiles(t, map[string]string{
-		"base.yaml":  "network:\n  mode: loopback\n  any_port: true\nlimits:\n  cpu: 1h\n",
-		"child.yaml": "extends: ./base.yaml\nnetwork:\n  mode: none\n  any_port: false\nlimits:\n  cpu: 90s\n",
+		"base.yaml":  "network:\n  mode: loopback\n  any_port: true\nlimits:\n  cpu_time: 1h\n",
+		"child.yaml": "extends: ./base.yaml\nnetwork:\n  mode: none\n  any_port: false\nlimits:\n  cpu_time: 90s\n",
 	})
 	p, err := (&Loader{}).Load(filepath.Join(dir, "child.yaml"), testVars)
 	if err != nil {
 		t.Fatalf("Load(child.yaml) = %v", err)
 	}
-	if p.Network.Mode != NetworkNone || p.Network.AnyPort || *p.Limits.CPU != 90 {
-		t.Errorf("Load(child.yaml): network %+v, cpu %d; want mode none, any_port false, cpu 90",
-			p.Network, *p.Limits.CPU)
+	if p.Network.Mode != NetworkNone || p.Network.AnyPort || *p.Limits.CPUTime != 90 {
+		t.Errorf("Load(child.yaml): network %+v, cpu_time %d; want mode none, any_port false, cpu_time 90",
+			p.Network, *p.Limits.CPUTime)
 	}
 }
 
@@ -158,10 +158,26 @@ func TestLimitValues(t *testing.T) {
 		{"as: 4k\nfsize: 512MiB\ncore: 0", Limits{AS: u64(4096), FSize: u64(512 << 20), Core: u64(0)}},
 		{"as: 2 GiB\nfsize: 1Ti\ncore: 7b", Limits{AS: u64(2 << 30), FSize: u64(1 << 40), Core: u64(7)}},
 		{"as: unlimited\ntmp_size: 64M", Limits{AS: u64(Unlimited), TmpSize: 64 << 20}},
-		{"cpu: 30", Limits{CPU: u64(30)}},
-		{"cpu: 10m", Limits{CPU: u64(600)}},
-		{"cpu: 2h", Limits{CPU: u64(7200)}},
-		{"cpu: unlimited", Limits{CPU: u64(Unlimited)}},
+		{"cpu_time: 30", Limits{CPUTime: u64(30)}},
+		{"cpu_time: 10m", Limits{CPUTime: u64(600)}},
+		{"cpu_time: 2h", Limits{CPUTime: u64(7200)}},
+		{"cpu_time: unlimited", Limits{CPUTime: u64(Unlimited)}},
+		{"pids: 512", Limits{Pids: u64(512)}},
+		{"pids: unlimited", Limits{Pids: u64(Unlimited)}},
+		{"memory: 512MiB", Limits{Memory: share("512MiB")}},
+		{"memory: 536870912", Limits{Memory: share("512MiB")}},
+		{"memory: 1000", Limits{Memory: share("1000")}},
+		{"memory: 2 g", Limits{Memory: share("2GiB")}},
+		{"memory: 25%", Limits{Memory: share("25%")}},
+		{"memory: 100%", Limits{Memory: share("100%")}},
+		{"memory: unlimited", Limits{Memory: share("unlimited")}},
+		{"cpu: 0.5", Limits{CPU: share("0.5")}},
+		{"cpu: 2", Limits{CPU: share("2")}},
+		{"cpu: 1.250", Limits{CPU: share("1.25")}},
+		{"cpu: 0.01", Limits{CPU: share("0.01")}},
+		{"cpu: \"0.5\"", Limits{CPU: share("0.5")}},
+		{"cpu: 50%", Limits{CPU: share("50%")}},
+		{"cpu: unlimited", Limits{CPU: share("unlimited")}},
 	}
 	for _, tt := range tests {
 		data := "limits:\n  " + strings.ReplaceAll(tt.yaml, "\n", "\n  ") + "\n"
@@ -213,6 +229,10 @@ func TestBuiltins(t *testing.T) {
 			t.Errorf("strict: landlock.require = %q, want %q in it", strict.Landlock.Require, f)
 		}
 	}
+	if strict.Limits.PidsMax() != 512 || strict.Limits.Memory == nil || *strict.Limits.Memory != "25%" ||
+		strict.Limits.CPU != nil {
+		t.Errorf("strict: limits %s; want pids 512, memory 25%%, no cpu limit", fmtLimits(strict.Limits))
+	}
 	if !slices.Equal(strict.Source, []string{"builtin:strict"}) {
 		t.Errorf("strict: Source = %q", strict.Source)
 	}
@@ -233,6 +253,9 @@ func TestBuiltins(t *testing.T) {
 		slices.Contains(dev.Landlock.Require, landlock.FeatureTCP) {
 		t.Errorf("dev: network %+v, syscalls %q, landlock %q; want loopback with any_port, unix-sockets, no tcp",
 			dev.Network, dev.Syscalls.Allow, dev.Landlock.Require)
+	}
+	if dev.Limits.PidsMax() != 1024 || *dev.Limits.Memory != *strict.Limits.Memory {
+		t.Errorf("dev: limits %s; want pids 1024 and strict's memory", fmtLimits(dev.Limits))
 	}
 	if want := []string{"builtin:dev", "builtin:standard", "builtin:strict"}; !slices.Equal(dev.Source, want) {
 		t.Errorf("dev: Source = %q, want %q", dev.Source, want)
@@ -385,6 +408,64 @@ func TestSplitOptional(t *testing.T) {
 		path, optional := SplitOptional(tt.in)
 		if path != tt.path || optional != tt.optional {
 			t.Errorf("SplitOptional(%q) = %q, %v, want %q, %v", tt.in, path, optional, tt.path, tt.optional)
+		}
+	}
+}
+
+func share(s string) *Share { v := Share(s); return &v }
+
+// TestShareResolve checks how limits resolve against a host: percentages of
+// its memory (to whole MiB) and CPUs, sizes and CPU counts as written.
+func TestShareResolve(t *testing.T) {
+	const host = 24 << 30 // 24 GiB
+	tests := []struct {
+		l          Limits
+		cpus       int
+		wantMem    uint64
+		wantMillis uint64
+		wantPids   uint64
+		wantCgroup bool
+	}{
+		{Limits{}, 2, 0, 0, 0, false},
+		{Limits{Pids: u64(Unlimited), Memory: share("unlimited"), CPU: share("unlimited")}, 2, 0, 0, 0, false},
+		{Limits{Pids: u64(512)}, 2, 0, 0, 512, true},
+		{Limits{Memory: share("25%")}, 2, 6 << 30, 0, 0, true},
+		{Limits{Memory: share("33%")}, 2, (host * 33 / 100) &^ (1<<20 - 1), 0, 0, true},
+		{Limits{Memory: share("100%")}, 2, host, 0, 0, true},
+		{Limits{Memory: share("512MiB")}, 2, 512 << 20, 0, 0, true},
+		{Limits{Memory: share("1000")}, 2, 1000, 0, 0, true},
+		{Limits{CPU: share("0.5")}, 2, 0, 500, 0, true},
+		{Limits{CPU: share("1.25")}, 2, 0, 1250, 0, true},
+		{Limits{CPU: share("50%")}, 2, 0, 1000, 0, true},
+		{Limits{CPU: share("1%")}, 1, 0, 10, 0, true},
+		{Limits{CPU: share("100%")}, 8, 0, 8000, 0, true},
+	}
+	for _, tt := range tests {
+		name := fmtLimits(tt.l)
+		mem, err := tt.l.MemoryMax(host)
+		if err != nil || mem != tt.wantMem {
+			t.Errorf("%s: MemoryMax(%d) = %d, %v; want %d", name, uint64(host), mem, err, tt.wantMem)
+		}
+		m, err := tt.l.CPUMillis(tt.cpus)
+		if err != nil || m != tt.wantMillis {
+			t.Errorf("%s: CPUMillis(%d) = %d, %v; want %d", name, tt.cpus, m, err, tt.wantMillis)
+		}
+		if p := tt.l.PidsMax(); p != tt.wantPids {
+			t.Errorf("%s: PidsMax() = %d, want %d", name, p, tt.wantPids)
+		}
+		if c := tt.l.Cgroup(); c != tt.wantCgroup {
+			t.Errorf("%s: Cgroup() = %v, want %v", name, c, tt.wantCgroup)
+		}
+	}
+	// Limits built by hand rather than loaded are checked again.
+	for _, l := range []Limits{{Memory: share("0%")}, {Memory: share("lots")}, {Memory: share("1%")}} {
+		if got, err := l.MemoryMax(50 << 20); err == nil {
+			t.Errorf("%s: MemoryMax(50MiB) = %d, want an error", fmtLimits(l), got)
+		}
+	}
+	for _, l := range []Limits{{CPU: share("0.001")}, {CPU: share("two")}, {CPU: share("200%")}} {
+		if got, err := l.CPUMillis(2); err == nil {
+			t.Errorf("%s: CPUMillis(2) = %d, want an error", fmtLimits(l), got)
 		}
 	}
 }

@@ -91,19 +91,51 @@ type Syscalls struct {
 	Allow []string `yaml:"allow,omitempty" json:"allow,omitempty"`
 }
 
-// Limits are resource limits (setrlimit) for the sandboxed command. A nil
-// field leaves the inherited limit alone; a set one is both soft and hard.
-// [Unlimited] stands for RLIM_INFINITY. The unit tag says how the YAML value
-// is written (see doc.go): a count, a size in bytes or a time in seconds.
+// Limits are the sandbox's resource limits. Pids, Memory and CPU are
+// enforced by a cgroup of the sandbox's own (package sandbox/cgroup): they
+// hold for the whole sandbox, every process and thread together, whatever
+// uid it shares with others. The rest are setrlimit(2) limits of each
+// process: a nil field leaves the inherited limit alone; a set one is both
+// soft and hard. [Unlimited] stands for RLIM_INFINITY (and, for Pids, no
+// limit). The unit tag says how the YAML value is written (see doc.go): a
+// count, a size in bytes or a time in seconds.
 type Limits struct {
-	NoFile *uint64 `yaml:"nofile,omitempty" json:"nofile,omitempty" unit:"count"`
-	NProc  *uint64 `yaml:"nproc,omitempty" json:"nproc,omitempty" unit:"count"`
-	AS     *uint64 `yaml:"as,omitempty" json:"as,omitempty" unit:"bytes"`
-	FSize  *uint64 `yaml:"fsize,omitempty" json:"fsize,omitempty" unit:"bytes"`
-	CPU    *uint64 `yaml:"cpu,omitempty" json:"cpu,omitempty" unit:"seconds"`
-	Core   *uint64 `yaml:"core,omitempty" json:"core,omitempty" unit:"bytes"`
+	// Pids is the most tasks (processes and threads) the sandbox may
+	// hold at once: its cgroup's pids.max.
+	Pids *uint64 `yaml:"pids,omitempty" json:"pids,omitempty" unit:"count"`
+	// Memory is the most memory the sandbox may use, swap included: its
+	// cgroup's memory.max, with no swap. Reaching it wakes the kernel's
+	// OOM killer inside the sandbox.
+	Memory *Share `yaml:"memory,omitempty" json:"memory,omitempty" expand:"no"`
+	// CPU is the sandbox's CPU bandwidth (cpu.max), in CPUs.
+	CPU *Share `yaml:"cpu,omitempty" json:"cpu,omitempty" expand:"no"`
+
+	NoFile  *uint64 `yaml:"nofile,omitempty" json:"nofile,omitempty" unit:"count"`
+	NProc   *uint64 `yaml:"nproc,omitempty" json:"nproc,omitempty" unit:"count"`
+	AS      *uint64 `yaml:"as,omitempty" json:"as,omitempty" unit:"bytes"`
+	FSize   *uint64 `yaml:"fsize,omitempty" json:"fsize,omitempty" unit:"bytes"`
+	CPUTime *uint64 `yaml:"cpu_time,omitempty" json:"cpu_time,omitempty" unit:"seconds"`
+	Core    *uint64 `yaml:"core,omitempty" json:"core,omitempty" unit:"bytes"`
 	// TmpSize is the size of the private /tmp in bytes (0: 256 MiB).
 	TmpSize uint64 `yaml:"tmp_size,omitempty" json:"tmp_size,omitempty" unit:"bytes"`
+
+	// MaxMessage is the largest MCP message the proxy passes, in bytes
+	// (0: 256 MiB): a larger one is answered with an error at once and
+	// never forwarded, and the proxy holds no more than one message.
+	MaxMessage uint64 `yaml:"max_message,omitempty" json:"max_message,omitempty" unit:"bytes"`
+	// CallTimeout is how long the proxy waits for the server's answer to
+	// a client's request, counted from the request or from the server's
+	// last progress notification for it (nil: 10 minutes; Unlimited: no
+	// limit). A call that runs out is answered with an error, cancelled
+	// at the server and recorded as timed out.
+	CallTimeout *uint64 `yaml:"call_timeout,omitempty" json:"call_timeout,omitempty" unit:"seconds"`
+}
+
+// Cgroup reports whether the limits ask for a cgroup: a pids, memory or
+// CPU limit other than unlimited.
+func (l Limits) Cgroup() bool {
+	return l.PidsMax() != 0 || l.Memory != nil && *l.Memory != ShareUnlimited ||
+		l.CPU != nil && *l.CPU != ShareUnlimited
 }
 
 // Unlimited is the value of a limit written "unlimited": RLIM_INFINITY,

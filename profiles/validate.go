@@ -186,10 +186,24 @@ func (d *decoder) network(n *Network) error {
 }
 
 func (d *decoder) limits(l *Limits) error {
+	for _, s := range []struct {
+		key   string
+		share *Share
+		parse func(string) (Share, error)
+	}{{"limits.memory", l.Memory, parseMemoryShare}, {"limits.cpu", l.CPU, parseCPUShare}} {
+		if s.share == nil {
+			continue
+		}
+		v, err := s.parse(string(*s.share))
+		if err != nil {
+			return d.errorf(d.at(s.key), s.key, "%v", err)
+		}
+		*s.share = v
+	}
 	for _, c := range []struct {
 		key string
 		v   *uint64
-	}{{"limits.nofile", l.NoFile}, {"limits.nproc", l.NProc}} {
+	}{{"limits.pids", l.Pids}, {"limits.nofile", l.NoFile}, {"limits.nproc", l.NProc}} {
 		switch {
 		case c.v == nil:
 		case *c.v == 0:
@@ -208,8 +222,30 @@ func (d *decoder) limits(l *Limits) error {
 			return d.errorf(d.at("limits.tmp_size"), "limits.tmp_size", "cannot be unlimited: the temp dir lives in memory")
 		}
 	}
+	if _, set := d.value["limits.max_message"]; set {
+		// The proxy holds one message in memory: a bound it cannot do
+		// without, and JSON-RPC envelopes need some room.
+		switch m := l.MaxMessage; {
+		case m == Unlimited:
+			return d.errorf(d.at("limits.max_message"), "limits.max_message",
+				"cannot be unlimited: the proxy holds a whole message in memory; write a size such as \"1GiB\"")
+		case m < MinMaxMessage || m > MaxMaxMessage:
+			return d.errorf(d.at("limits.max_message"), "limits.max_message",
+				"want a size from 64KiB to 2GiB, got %d bytes", m)
+		}
+	}
+	if l.CallTimeout != nil && *l.CallTimeout == 0 {
+		return d.errorf(d.at("limits.call_timeout"), "limits.call_timeout",
+			"0 would fail every call; write a time such as \"10m\", or \"unlimited\" for no limit")
+	}
 	return nil
 }
+
+// Bounds of limits.max_message.
+const (
+	MinMaxMessage = 64 << 10
+	MaxMaxMessage = 2 << 30
+)
 
 func (d *decoder) env(e *Env) error {
 	for i, name := range e.Pass {

@@ -31,6 +31,22 @@ func callInfo(m *message) (call policy.CallInfo, args []byte, governed bool, per
 		kind = policy.KindPrompt
 	case "resources/read", "resources/subscribe":
 		kind, key = policy.KindResource, "uri"
+	case "completion/complete":
+		// Completing a prompt's arguments is asking about the prompt: it
+		// is judged as getting it would be. Completions of a resource
+		// template name no resource yet and pass.
+		params, ok := objectMembers(m.params)
+		ref, ok2 := objectMembers(params["ref"])
+		if t, _ := decodeString(ref["type"]); !ok || !ok2 || t != "ref/prompt" {
+			return call, nil, false, nil
+		}
+		name, err := decodeString(ref["name"])
+		call.Kind = policy.KindPrompt
+		if err != nil {
+			return call, nil, true, errors.New("params.ref.name must be a string")
+		}
+		call.Name, call.Arguments = name, map[string]any{}
+		return call, nil, true, nil
 	default:
 		return call, nil, false, nil
 	}
@@ -57,11 +73,10 @@ func callInfo(m *message) (call policy.CallInfo, args []byte, governed bool, per
 	return call, args, true, nil
 }
 
-// decide runs the policy on a call and records the decision. It returns
-// only once the Recorder has the decision, or with a denial if it failed.
-// The arguments go to the Recorder as sent: the ledger stores secrets among
-// them as hashes of their real values.
-func (p *proxy) decide(ctx context.Context, m *message, from string, call policy.CallInfo, args []byte, perr error, start time.Time) audit.Decision {
+// judge runs the policy on a call and fills in its decision record; the
+// arguments go in as sent (the ledger stores secrets among them as hashes
+// of their real values). It does not record: see record.
+func (p *proxy) judge(m *message, from string, call policy.CallInfo, args []byte, perr error, start time.Time) audit.Decision {
 	var d audit.Decision
 	if perr != nil {
 		d = audit.Decision{Kind: string(call.Kind), Tool: call.Name, Verdict: policy.Deny, Rule: policy.RuleInvalid, Reason: perr.Error()}
@@ -81,17 +96,22 @@ func (p *proxy) decide(ctx context.Context, m *message, from string, call policy
 		d.Args = json.RawMessage(clone(args))
 	}
 	d.LatencyNS = int64(time.Since(start))
+	return d
+}
+
+// record makes d durable. If it cannot, d becomes a denial by
+// policy.RuleLedger: vm-run denies what it cannot record.
+func (p *proxy) record(ctx context.Context, d *audit.Decision) {
 	if p.stopped.Load() {
 		d.Verdict, d.Rule, d.Matcher = policy.Deny, policy.RuleLedger, ""
 		d.Reason = "vm-run is shutting down"
-		return d
+		return
 	}
-	if err := p.cfg.Recorder.Record(ctx, d); err != nil {
+	if err := p.cfg.Recorder.Record(ctx, *d); err != nil {
 		p.recorderFailed(fmt.Errorf("record decision %d on %s %q: %w", d.Seq, d.Method, d.Tool, err))
 		d.Verdict, d.Rule, d.Matcher = policy.Deny, policy.RuleLedger, ""
 		d.Reason = fmt.Sprintf("the audit ledger could not record the decision (%v), and vm-run denies what it cannot record", err)
 	}
-	return d
 }
 
 func (p *proxy) recorderFailed(err error) {
@@ -165,6 +185,11 @@ func (p *proxy) filterResponse(ctx context.Context, pd *pending, m *message) (ou
 		var d *audit.Decision
 		if d, err = p.inputRequests(ctx, m); d != nil {
 			return denial(pd.method, pd.id, *d), audit.OutcomeInputDenied, nil
+		}
+		if err == nil {
+			if d = p.embedded(ctx, pd, m); d != nil {
+				return denial(pd.method, pd.id, *d), audit.OutcomeContentDenied, nil
+			}
 		}
 		out = m.line
 	default:
@@ -261,12 +286,11 @@ func (p *proxy) hint(name string) *policy.ToolAnnotations {
 // inputRequests); without this a server could reach sampling or
 // elicitation through a tool result. It returns the first denial.
 func (p *proxy) inputRequests(ctx context.Context, m *message) (*audit.Decision, error) {
-	res, ok := objectMembers(m.result)
-	if !ok {
+	if !m.resultObject {
 		return nil, errors.New("result is not an object")
 	}
-	raw, present := res["inputRequests"]
-	if !present || string(raw) == "null" {
+	raw := m.resInputReqs
+	if raw == nil || string(raw) == "null" {
 		return nil, nil
 	}
 	reqs, ok := objectMembers(raw)
@@ -288,7 +312,8 @@ func (p *proxy) inputRequests(ctx context.Context, m *message) (*audit.Decision,
 			d := audit.Decision{Verdict: policy.Deny, Rule: policy.RuleDefault, Tool: method, Reason: fmt.Sprintf("the result asks the client for %q, which vm-run does not forward", method)}
 			return &d, nil
 		}
-		d := p.decide(ctx, in, "server", policy.CallInfo{Kind: kind, Name: method}, req["params"], nil, time.Now())
+		d := p.judge(in, "server", policy.CallInfo{Kind: kind, Name: method}, req["params"], nil, time.Now())
+		p.record(ctx, &d)
 		if !d.Allowed() {
 			return &d, nil
 		}

@@ -50,7 +50,8 @@ func set(s ...string) map[string]bool {
 	return m
 }
 
-// clientLine handles one line from the client.
+// clientLine handles one line from the client. Everything for the server
+// goes through the outbox, in the client's order.
 func (p *proxy) clientLine(ctx context.Context, line []byte) {
 	start := time.Now()
 	m, bad := parseMessage(line)
@@ -71,10 +72,8 @@ func (p *proxy) clientLine(ctx context.Context, line []byte) {
 			return
 		}
 		if pd.method == "roots/list" {
-			line = p.rootsAnswered(ctx, pd, m)
-			if line == nil {
-				return
-			}
+			p.rootsAnswered(ctx, pd, m)
+			return
 		}
 		if pd.decision != nil {
 			if err := p.outcome(ctx, pd, statusOf(m), codeOf(m), len(line)); err != nil {
@@ -82,7 +81,10 @@ func (p *proxy) clientLine(ctx context.Context, line []byte) {
 				return
 			}
 		}
-		p.forwardServer(line)
+		// Answers to the server's requests do not queue behind the
+		// client's calls (order.go): one of those may be waiting for
+		// this very answer.
+		p.forwarded(p.toServer.writeLine(line))
 	case msgNotification:
 		if !clientNotifications[m.method] {
 			p.logf("client sent unknown notification %q; dropped", m.method)
@@ -91,12 +93,17 @@ func (p *proxy) clientLine(ctx context.Context, line []byte) {
 		if m.method == "notifications/cancelled" {
 			p.cancelled(ctx, p.fromClient, m)
 		}
-		p.forwardServer(line)
+		p.out.push(&outItem{line: line, ready: true, sent: p.forwarded})
 	case msgRequest:
 		p.clientRequest(ctx, m, start)
 	}
 }
 
+// clientRequest admits a request of the client, judges it if the policy
+// concerns it, and queues it for the server. A judged call's record goes
+// to the ledger on a goroutine of its own, so that the reader can take the
+// next line while the ledger syncs; the call leaves the outbox once its
+// record is durable, or is answered with a denial.
 func (p *proxy) clientRequest(ctx context.Context, m *message, start time.Time) {
 	if !clientRequests[m.method] {
 		p.logf("client called unknown method %q; refused", m.method)
@@ -110,36 +117,66 @@ func (p *proxy) clientRequest(ctx context.Context, m *message, start time.Time) 
 		return
 	}
 	m.line = line
-	if e := p.admit(p.fromClient, m); e != nil {
+	pd := &pending{id: clone(m.id), method: m.method}
+	if e := p.admit(p.fromClient, m, pd); e != nil {
 		p.logf("client request %s refused: %s", m.id, e.Message)
 		p.replyClient(m.id, *e)
 		return
 	}
-	pd := &pending{id: clone(m.id), method: m.method}
-	if call, args, governed, perr := callInfo(m); governed {
-		d := p.decide(ctx, m, "client", call, args, perr, start)
-		if !d.Allowed() {
-			if perr != nil && d.Rule == policy.RuleInvalid {
-				p.replyClient(m.id, rpcError{Code: CodeInvalidParams, Message: "Invalid params: " + perr.Error()})
-			} else {
-				p.sendClient(denial(m.method, m.id, d))
-			}
-			return
+	key := m.idKey
+	if pk := progressKey(m.params); pk != "" {
+		p.mu.Lock()
+		if p.progress[pk] == nil {
+			pd.progressKey = pk
+			p.progress[pk] = pd
 		}
-		pd.decision = &d
+		p.mu.Unlock()
 	}
-	p.track(p.fromClient, m.idKey, pd)
-	if err := p.toServer.writeLine(m.line); err != nil {
-		p.logf("write to server: %v", err)
-		if p.take(p.fromClient, m.idKey) == pd {
-			p.outcome(ctx, pd, audit.OutcomeServerGone, CodeInternalError, 0)
-			p.replyClient(m.id, rpcError{Code: CodeInternalError, Message: "the MCP server is not reading its input (it may have exited)"})
-		}
+	it := &outItem{line: m.line, sent: func(err error) { p.requestSent(key, pd, err) }}
+	call, args, governed, perr := callInfo(m)
+	if !governed {
+		it.ready = true
+		p.out.push(it)
 		return
 	}
-	// The timer starts once the request is written, so that the server
-	// never sees its cancellation before the request itself.
-	p.arm(m.idKey, pd)
+	job := &judgeJob{msg: message{method: m.method, id: pd.id}, key: key, call: call, args: clone(args),
+		perr: perr, start: start, pd: pd, it: it}
+	if perr == nil {
+		job.paths, job.relative, job.writes = p.policy.Touches(call)
+	}
+	p.out.push(it)
+	p.schedule(ctx, job)
+}
+
+// deny answers a denied client request.
+func (p *proxy) deny(method string, id []byte, d audit.Decision, perr error) {
+	if perr != nil && d.Rule == policy.RuleInvalid {
+		p.replyClient(id, rpcError{Code: CodeInvalidParams, Message: "Invalid params: " + perr.Error()})
+		return
+	}
+	p.sendClient(denial(method, id, d))
+}
+
+// requestSent follows the write of a client request to the server: the
+// timer starts, so that the server never sees the cancellation before the
+// request; a failed write answers the request at once.
+func (p *proxy) requestSent(key string, pd *pending, err error) {
+	if err == nil {
+		p.arm(key, pd)
+		return
+	}
+	p.forwarded(err)
+	if p.take(p.fromClient, key) == pd {
+		p.outcome(context.Background(), pd, audit.OutcomeServerGone, CodeInternalError, 0)
+		p.replyClient(pd.id, rpcError{Code: CodeInternalError, Message: "the MCP server is not reading its input (it may have exited)"})
+	}
+}
+
+// forwarded logs a failed write to the server.
+func (p *proxy) forwarded(err error) {
+	if err != nil && !errors.Is(err, errWriterClosed) {
+		p.logf("write to server: %v", err)
+	}
 }
 
 // arm starts the CallTimeout timer of a client request still in flight.
@@ -155,8 +192,9 @@ func (p *proxy) arm(key string, pd *pending) {
 }
 
 // admit refuses a request whose id is already in flight in the same
-// direction, or that would exceed MaxPending.
-func (p *proxy) admit(table map[string]*pending, m *message) *rpcError {
+// direction, or that would exceed MaxPending; else it enters pd in the
+// table, where a duplicate id finds it from now on.
+func (p *proxy) admit(table map[string]*pending, m *message, pd *pending) *rpcError {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if _, dup := table[m.idKey]; dup {
@@ -165,26 +203,22 @@ func (p *proxy) admit(table map[string]*pending, m *message) *rpcError {
 	if len(table) >= p.cfg.MaxPending {
 		return &rpcError{Code: CodeInternalError, Message: fmt.Sprintf("more than %d requests in flight", p.cfg.MaxPending)}
 	}
-	return nil
-}
-
-// track records a request about to be forwarded. Client requests get
-// their CallTimeout timer from arm once written; the client runs its own
-// timers for server requests.
-func (p *proxy) track(table map[string]*pending, key string, pd *pending) {
 	pd.start = time.Now()
-	p.mu.Lock()
-	table[key] = pd
-	p.mu.Unlock()
+	table[m.idKey] = pd
+	return nil
 }
 
 func (p *proxy) take(table map[string]*pending, key string) *pending {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	pd := table[key]
 	delete(table, key)
 	if pd != nil {
 		pd.stop()
+		p.leftLocked(pd)
+	}
+	p.mu.Unlock()
+	if pd != nil {
+		p.release()
 	}
 	return pd
 }
@@ -196,11 +230,13 @@ func (p *proxy) timeout(key string, pd *pending) {
 	cur := p.fromClient[key]
 	if cur == pd {
 		delete(p.fromClient, key)
+		p.leftLocked(pd)
 	}
 	p.mu.Unlock()
 	if cur != pd {
 		return
 	}
+	p.release()
 	msg := fmt.Sprintf("the MCP server did not answer within %v", p.cfg.CallTimeout)
 	p.outcome(context.Background(), pd, audit.OutcomeTimeout, CodeInternalError, 0)
 	p.replyClient(pd.id, rpcError{Code: CodeInternalError, Message: msg})
@@ -228,12 +264,6 @@ func (p *proxy) cancelled(ctx context.Context, table map[string]*pending, m *mes
 			p.mu.Unlock()
 		}
 		p.outcome(ctx, pd, audit.OutcomeCancelled, 0, 0)
-	}
-}
-
-func (p *proxy) forwardServer(line []byte) {
-	if err := p.toServer.writeLine(line); err != nil && !errors.Is(err, errWriterClosed) {
-		p.logf("write to server: %v", err)
 	}
 }
 
@@ -265,8 +295,11 @@ func (p *proxy) serverLine(ctx context.Context, line []byte) {
 			p.logf("server sent unknown notification %q; dropped", m.method)
 			return
 		}
-		if m.method == "notifications/cancelled" {
+		switch m.method {
+		case "notifications/cancelled":
 			p.cancelled(ctx, p.fromServer, m)
+		case "notifications/progress":
+			p.progressed(m)
 		}
 		p.sendClient(line)
 	case msgRequest:
@@ -280,16 +313,20 @@ func (p *proxy) serverRequest(ctx context.Context, m *message, start time.Time) 
 		p.replyServer(m.id, rpcError{Code: CodeMethodNotFound, Message: fmt.Sprintf("Method not found: %q", m.method)})
 		return
 	}
-	if e := p.admit(p.fromServer, m); e != nil {
+	pd := &pending{id: clone(m.id), method: m.method}
+	if e := p.admit(p.fromServer, m, pd); e != nil {
 		p.logf("server request %s refused: %s", m.id, e.Message)
 		p.replyServer(m.id, *e)
 		return
 	}
-	pd := &pending{id: clone(m.id), method: m.method}
 	if kind, ok := serverKinds[m.method]; ok {
+		// Rare, and the client is waiting for the server anyway: the
+		// server's reader records the decision itself.
 		call := policy.CallInfo{Kind: kind, Name: m.method, Workspace: p.cfg.Workspace}
-		d := p.decide(ctx, m, "server", call, m.params, nil, start)
+		d := p.judge(m, "server", call, m.params, nil, start)
+		p.record(ctx, &d)
 		if !d.Allowed() {
+			p.take(p.fromServer, m.idKey)
 			p.replyServer(m.id, denialError(d))
 			return
 		}
@@ -300,7 +337,6 @@ func (p *proxy) serverRequest(ctx context.Context, m *message, start time.Time) 
 		p.rootsAskedLocked()
 		p.mu.Unlock()
 	}
-	p.track(p.fromServer, m.idKey, pd)
 	p.sendClient(m.line)
 }
 
@@ -340,7 +376,7 @@ func statusOf(m *message) string {
 	if m.errRaw != nil {
 		return audit.OutcomeError
 	}
-	if res, ok := objectMembers(m.result); ok && string(res["isError"]) == "true" {
+	if m.resultObject && string(m.resIsError) == "true" {
 		return audit.OutcomeToolError
 	}
 	return audit.OutcomeOK

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -34,6 +35,16 @@ type envelope struct {
 	// is set when that object is the top level.
 	dupKey string
 	dupTop bool
+	// resultObject is set when result is an object; resIsError and
+	// resInputRequests are its members of those names (nil when absent),
+	// found in the same pass, so that a large result is read once.
+	resultObject     bool
+	resIsError       []byte
+	resInputRequests []byte
+	// resEmbeds are the members of result that may carry resources:
+	// content (tools/call), contents (resources/read), messages
+	// (prompts/get).
+	resEmbeds []byte
 }
 
 // scanner validates a whole line in one pass. Beyond RFC 8259 it refuses
@@ -46,6 +57,8 @@ type scanner struct {
 	pos   int
 	depth int
 	env   envelope
+	// visit, if set, receives the top-level members instead of env.
+	visit func(key string, raw []byte)
 }
 
 func scanLine(line []byte) (envelope, error) {
@@ -87,7 +100,10 @@ func (s *scanner) value(top bool) error {
 	}
 	switch c := s.buf[s.pos]; {
 	case c == '{':
-		return s.object(top)
+		if top {
+			return s.object(objTop)
+		}
+		return s.object(objNested)
 	case c == '[':
 		return s.array()
 	case c == '"':
@@ -179,6 +195,12 @@ func (s *scanner) str(decode bool) (string, error) {
 		if s.pos >= len(s.buf) {
 			return "", s.errorf("unterminated string")
 		}
+		if !decode || plain {
+			s.plainRun()
+			if s.pos >= len(s.buf) {
+				continue
+			}
+		}
 		c := s.buf[s.pos]
 		switch {
 		case c == '"':
@@ -222,6 +244,36 @@ func (s *scanner) str(decode bool) (string, error) {
 			s.pos += size
 		}
 	}
+}
+
+// plainRun advances over printable ASCII other than '"' and '\\', eight
+// bytes at a time: most of a large message is such bytes (text, base64),
+// and the byte-at-a-time loop in str would be the proxy's bottleneck. A
+// word holds a byte below 0x20, '"', '\\' or one of 0x80 and above exactly
+// when one of the has* tests below sets its high bit (the classic
+// "determine if a word has a byte less than n" trick).
+func (s *scanner) plainRun() {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	b := s.buf
+	i := s.pos
+	for ; i+8 <= len(b); i += 8 {
+		w := binary.LittleEndian.Uint64(b[i:])
+		ctl := (w - 0x20*ones) & ^w & highs
+		q := w ^ ('"' * ones)
+		quote := (q - ones) & ^q & highs
+		bs := w ^ ('\\' * ones)
+		slash := (bs - ones) & ^bs & highs
+		if ctl|quote|slash|(w&highs) != 0 {
+			break
+		}
+	}
+	for i < len(b) && b[i] >= 0x20 && b[i] < utf8.RuneSelf && b[i] != '"' && b[i] != '\\' {
+		i++
+	}
+	s.pos = i
 }
 
 // escape scans one backslash escape and returns the rune it denotes.
@@ -337,7 +389,17 @@ func (s *scanner) array() error {
 	}
 }
 
-func (s *scanner) object(top bool) error {
+// Where an object is, for what the scanner notes of its members.
+type objLevel int
+
+const (
+	objNested objLevel = iota
+	objTop             // the message: env's members
+	objResult          // the top-level result: env.res*
+)
+
+func (s *scanner) object(level objLevel) error {
+	top := level == objTop
 	if err := s.enter(); err != nil {
 		return err
 	}
@@ -384,11 +446,26 @@ func (s *scanner) object(top bool) error {
 		s.pos++
 		s.skipSpace()
 		start := s.pos
-		if err := s.value(false); err != nil {
+		if top && s.visit == nil && key == "result" && s.pos < len(s.buf) && s.buf[s.pos] == '{' {
+			s.env.resultObject = true
+			err = s.object(objResult)
+		} else {
+			err = s.value(false)
+		}
+		if err != nil {
 			return err
 		}
-		if top {
+		switch {
+		case top && s.visit != nil:
+			s.visit(key, s.buf[start:s.pos])
+		case top:
 			s.member(key, s.buf[start:s.pos])
+		case level == objResult && key == "isError":
+			s.env.resIsError = s.buf[start:s.pos]
+		case level == objResult && key == "inputRequests":
+			s.env.resInputRequests = s.buf[start:s.pos]
+		case level == objResult && (key == "content" || key == "contents" || key == "messages"):
+			s.env.resEmbeds = s.buf[start:s.pos]
 		}
 		s.skipSpace()
 		if s.pos >= len(s.buf) {

@@ -47,6 +47,10 @@ type message struct {
 	params []byte
 	result []byte
 	errRaw []byte
+	// Members of an object result, read in the same pass (nil: absent).
+	resultObject             bool
+	resIsError, resInputReqs []byte
+	resEmbeds                []byte // content, contents or messages
 }
 
 // rpcError is the error member of a JSON-RPC response.
@@ -105,7 +109,9 @@ func parseMessage(line []byte) (*message, *badMessage) {
 	if env.id != nil && id == nil {
 		return fail(invalid(nil, "", "id must be a string or an integer of at most 53 bits"))
 	}
-	m := &message{line: line, id: id, idKey: idKey, params: env.params, result: env.result, errRaw: env.error}
+	m := &message{line: line, id: id, idKey: idKey, params: env.params, result: env.result, errRaw: env.error,
+		resultObject: env.resultObject, resIsError: env.resIsError, resInputReqs: env.resInputRequests,
+		resEmbeds: env.resEmbeds}
 	if env.method != nil {
 		method, err := decodeString(env.method)
 		switch {
@@ -236,8 +242,54 @@ func objectMembers(raw []byte) (map[string]json.RawMessage, bool) {
 	if len(raw) == 0 || raw[0] != '{' {
 		return nil, false
 	}
-	var m map[string]json.RawMessage
-	return m, json.Unmarshal(raw, &m) == nil
+	// The proxy's own scanner, not encoding/json: a tool result may be
+	// hundreds of megabytes, and this is called on it. As with
+	// json.Unmarshal into a map, the last of duplicate keys wins.
+	m := map[string]json.RawMessage{}
+	s := scanner{buf: raw, visit: func(k string, v []byte) { m[k] = v }}
+	if err := s.value(true); err != nil {
+		return nil, false
+	}
+	s.skipSpace()
+	return m, s.pos == len(raw)
+}
+
+// arrayItems splits a validated JSON array into its items, with the
+// proxy's scanner (see objectMembers).
+func arrayItems(raw []byte) ([][]byte, bool) {
+	s := scanner{buf: raw}
+	s.skipSpace()
+	if s.pos >= len(raw) || raw[s.pos] != '[' {
+		return nil, false
+	}
+	s.pos++
+	var items [][]byte
+	for {
+		s.skipSpace()
+		if s.pos < len(raw) && raw[s.pos] == ']' && len(items) == 0 {
+			s.pos++
+			break
+		}
+		start := s.pos
+		if err := s.value(false); err != nil {
+			return nil, false
+		}
+		items = append(items, raw[start:s.pos])
+		s.skipSpace()
+		if s.pos >= len(raw) {
+			return nil, false
+		}
+		if raw[s.pos] == ']' {
+			s.pos++
+			break
+		}
+		if raw[s.pos] != ',' {
+			return nil, false
+		}
+		s.pos++
+	}
+	s.skipSpace()
+	return items, s.pos == len(raw)
 }
 
 // decodeArguments decodes an arguments object; numbers stay json.Number so

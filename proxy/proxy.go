@@ -1,13 +1,13 @@
 package proxy
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,8 +18,8 @@ import (
 
 // Defaults for Config.
 const (
-	DefaultMaxLine    = 16 << 20 // bytes per message
-	DefaultMaxPending = 1024     // requests in flight per direction
+	DefaultMaxLine    = 256 << 20 // bytes per message
+	DefaultMaxPending = 1024      // requests in flight per direction
 )
 
 // ErrServerExited is returned by Run when the server's output ended while
@@ -37,6 +37,13 @@ type Config struct {
 	// Workspace is the directory relative path arguments refer to, as the
 	// server sees it. Required.
 	Workspace string
+	// Bases are more directories inside the workspace that the server may
+	// read a relative path against from the start, such as directories
+	// named on its command line (server-filesystem reads relative paths
+	// against the first directory it serves). Relative paths are judged
+	// against the workspace, each of these and every root the server is
+	// told. Directories outside the workspace are ignored.
+	Bases []string
 	// MaxLine bounds one message in bytes (0: DefaultMaxLine). Memory use is
 	// a small multiple of it, whatever the traffic.
 	MaxLine int
@@ -47,7 +54,10 @@ type Config struct {
 	// without a ledger.
 	Recorder Recorder
 	// CallTimeout, if positive, answers a client request the server has not
-	// answered in time with an error and cancels it at the server.
+	// answered in time with an error and cancels it at the server. It
+	// counts from the request, or from the server's last progress
+	// notification for it (progress.go). vm-run sets DefaultCallTimeout
+	// unless told otherwise.
 	CallTimeout time.Duration
 	// Log receives one line per dropped or refused message (nil: discard).
 	Log io.Writer
@@ -77,6 +87,7 @@ func Run(ctx context.Context, cfg Config, client io.Reader, clientOut io.Writer,
 	if err != nil {
 		return err
 	}
+	p.ctx = ctx
 	serverDone := make(chan error, 1)
 	go func() { serverDone <- p.pumpServer(ctx, serverOut) }()
 	go p.pumpClient(ctx, client)
@@ -96,6 +107,10 @@ func Run(ctx context.Context, cfg Config, client io.Reader, clientOut io.Writer,
 		err = ctx.Err()
 	}
 	p.stopped.Store(true)
+	// Decisions still being recorded answer nothing after Run returns
+	// (stopped), but must be done with the Recorder before its owner
+	// closes it.
+	p.recorders.Wait()
 	p.toClient.close()
 	return err
 }
@@ -114,12 +129,20 @@ type proxy struct {
 	stopped   atomic.Bool
 	closeOnce sync.Once
 	seq       atomic.Uint64
+	// out carries the client's messages to the server in order.
+	out *outbox
+	// recorders counts the goroutines recording client decisions.
+	recorders sync.WaitGroup
 
 	mu         sync.Mutex
 	fromClient map[string]*pending // client requests awaiting the server
 	fromServer map[string]*pending // server requests awaiting the client
 	hints      map[string]*policy.ToolAnnotations
+	progress   map[string]*pending // client requests by progress token
 	roots      rootsState
+	order      orderState
+	// ctx is Run's, for work that starts on other goroutines.
+	ctx context.Context
 }
 
 // pending is a forwarded request awaiting its answer.
@@ -127,8 +150,12 @@ type pending struct {
 	id       []byte // raw id, copied
 	method   string
 	decision *audit.Decision // nil for requests no policy concerns
-	start    time.Time
-	timer    *time.Timer
+	// writes and relative count the request in orderState (see order.go).
+	writes, relative bool
+	// progressKey is the request's progress token, canonical, if any.
+	progressKey string
+	start       time.Time
+	timer       *time.Timer
 }
 
 func newProxy(cfg Config, clientOut io.Writer, server io.WriteCloser) (*proxy, error) {
@@ -153,7 +180,7 @@ func newProxy(cfg Config, clientOut io.Writer, server io.WriteCloser) (*proxy, e
 	if log == nil {
 		log = io.Discard
 	}
-	return &proxy{
+	p := &proxy{
 		cfg:        cfg,
 		policy:     pol,
 		log:        log,
@@ -162,8 +189,11 @@ func newProxy(cfg Config, clientOut io.Writer, server io.WriteCloser) (*proxy, e
 		fromClient: map[string]*pending{},
 		fromServer: map[string]*pending{},
 		hints:      map[string]*policy.ToolAnnotations{},
-		roots:      rootsState{bases: []string{cfg.Workspace}},
-	}, nil
+		progress:   map[string]*pending{},
+		roots:      rootsState{bases: startBases(cfg.Workspace, cfg.Bases)},
+	}
+	p.out = newOutbox(cfg.MaxPending, p.toServer.writeLine)
+	return p, nil
 }
 
 func (p *proxy) logf(format string, args ...any) {
@@ -184,16 +214,22 @@ func (p *proxy) pumpClient(ctx context.Context, client io.Reader) {
 		if ctx.Err() != nil || p.stopped.Load() {
 			break
 		}
+		more := r.buffered()
+		p.toServer.batch(more)
 		switch {
 		case tooLong:
-			p.logf("client sent a message over %d bytes; refused", p.cfg.MaxLine)
-			p.replyClient(nil, rpcError{Code: CodeInvalidRequest, Message: fmt.Sprintf("Invalid Request: message longer than %d bytes", p.cfg.MaxLine)})
+			p.clientTooLong(ctx, line)
 		case len(bytes.TrimSpace(line)) == 0:
 		default:
 			p.clientLine(ctx, line)
 		}
+		if more && !r.buffered() {
+			p.toServer.batch(false)
+		}
 	}
-	p.clientClosed()
+	p.toServer.batch(false)
+	// The server's input closes once everything queued for it has gone.
+	p.out.close(p.clientClosed)
 }
 
 // clientClosed runs once when the client is gone: at its EOF, or when
@@ -220,12 +256,17 @@ func (p *proxy) pumpServer(ctx context.Context, serverOut io.Reader) error {
 			p.logf("read from server: %v", err)
 			return nil
 		}
+		more := r.buffered()
+		p.toClient.batch(more)
 		switch {
 		case tooLong:
-			p.logf("server sent a message over %d bytes; dropped", p.cfg.MaxLine)
+			p.serverTooLong(ctx, line)
 		case len(bytes.TrimSpace(line)) == 0:
 		default:
 			p.serverLine(ctx, line)
+		}
+		if more && !r.buffered() {
+			p.toClient.batch(false)
 		}
 	}
 }
@@ -261,8 +302,10 @@ func (p *proxy) failPending(ctx context.Context, msg, status string) {
 	for k, pd := range p.fromClient {
 		all = append(all, pd)
 		delete(p.fromClient, k)
+		p.leftLocked(pd)
 	}
 	p.mu.Unlock()
+	p.release()
 	for _, pd := range all {
 		pd.stop()
 		p.outcome(ctx, pd, status, CodeInternalError, 0)
@@ -276,110 +319,15 @@ func (pd *pending) stop() {
 	}
 }
 
-// lineReader splits a stream into lines without holding more than max
-// bytes of any one: a longer line is skipped up to its newline.
-type lineReader struct {
-	br  *bufio.Reader
-	max int
-	buf []byte
-}
-
-func newLineReader(r io.Reader, max int) *lineReader {
-	return &lineReader{br: bufio.NewReaderSize(r, 64<<10), max: max}
-}
-
-// next returns the next line without its newline (a final line without one
-// counts). The slice is valid until the following call. tooLong reports a
-// line that exceeded max and was discarded.
-func (r *lineReader) next() (line []byte, tooLong bool, err error) {
-	r.buf = r.buf[:0]
-	for {
-		chunk, err := r.br.ReadSlice('\n')
-		if !tooLong {
-			if len(r.buf)+len(chunk) > r.max+1 || (len(r.buf)+len(chunk) == r.max+1 && chunk[len(chunk)-1] != '\n') {
-				tooLong = true
-				r.buf = r.buf[:0]
-			} else {
-				r.grow(len(chunk))
-				r.buf = append(r.buf, chunk...)
-			}
-		}
-		switch {
-		case err == nil:
-			if tooLong {
-				return nil, true, nil
-			}
-			return r.buf[:len(r.buf)-1], false, nil
-		case errors.Is(err, bufio.ErrBufferFull):
-			continue
-		case errors.Is(err, io.EOF):
-			if tooLong {
-				return nil, true, nil
-			}
-			if len(r.buf) > 0 {
-				return r.buf, false, nil
-			}
-			return nil, false, io.EOF
-		default:
-			return nil, false, err
+// startBases are the workspace and the directories of extra that lie
+// inside it.
+func startBases(ws string, extra []string) []string {
+	bases := []string{ws}
+	for _, d := range extra {
+		d = filepath.Clean(d)
+		if _, ok := inside(ws, d); ok && filepath.IsAbs(d) && !slices.Contains(bases, d) {
+			bases = append(bases, d)
 		}
 	}
-}
-
-// grow makes room for n more bytes, doubling but never past max+1 (the
-// longest line with its newline), so a long line cannot make append
-// overshoot the limit.
-func (r *lineReader) grow(n int) {
-	need := len(r.buf) + n
-	if need <= cap(r.buf) {
-		return
-	}
-	c := min(max(2*cap(r.buf), need), r.max+1)
-	nb := make([]byte, len(r.buf), c)
-	copy(nb, r.buf)
-	r.buf = nb
-}
-
-var errWriterClosed = errors.New("writer closed")
-
-// lineWriter serialises whole lines onto one stream. A write blocks while
-// the reader on the other side does not read: that is the back-pressure
-// that keeps memory bounded.
-type lineWriter struct {
-	mu     sync.Mutex
-	w      *bufio.Writer
-	closer io.Closer
-	closed bool
-	err    error
-}
-
-func newLineWriter(w io.Writer, c io.Closer) *lineWriter {
-	return &lineWriter{w: bufio.NewWriterSize(w, 64<<10), closer: c}
-}
-
-func (lw *lineWriter) writeLine(line []byte) error {
-	lw.mu.Lock()
-	defer lw.mu.Unlock()
-	if lw.closed {
-		return errWriterClosed
-	}
-	if lw.err != nil {
-		return lw.err
-	}
-	lw.w.Write(line)
-	lw.w.WriteByte('\n')
-	lw.err = lw.w.Flush()
-	return lw.err
-}
-
-// close stops further writes and closes the underlying stream if it has a
-// closer. It may be called while a write is blocked: closing a pipe makes
-// that write fail, so close does not take the lock to close.
-func (lw *lineWriter) close() {
-	if lw.closer != nil {
-		lw.closer.Close()
-	}
-	lw.mu.Lock()
-	lw.closed = true
-	lw.mu.Unlock()
+	return bases
 }

@@ -70,10 +70,11 @@ func TestPassthroughByteForByte(t *testing.T) {
 		t.Errorf("Run = %v, want nil", err)
 	}
 	decisions, outcomes := h.rec.snapshot()
-	if len(decisions) != 3 || len(outcomes) != 3 {
-		t.Errorf("recorded %d decisions and %d outcomes, want 3 and 3 (resources/read, prompts/get, tools/call)", len(decisions), len(outcomes))
+	if len(decisions) != 4 || len(outcomes) != 4 {
+		t.Errorf("recorded %d decisions and %d outcomes, want 4 and 4 (completion/complete of a prompt, resources/read, prompts/get, tools/call)", len(decisions), len(outcomes))
 	}
-	wantStatus := []string{audit.OutcomeOK, audit.OutcomeError, audit.OutcomeOK}
+	// The completion was cancelled by the client before it was answered.
+	wantStatus := []string{audit.OutcomeCancelled, audit.OutcomeOK, audit.OutcomeError, audit.OutcomeOK}
 	for i, o := range outcomes {
 		if i < len(wantStatus) && o.Status != wantStatus[i] {
 			t.Errorf("outcome %d = %q, want %q", i, o.Status, wantStatus[i])
@@ -207,7 +208,9 @@ func TestClientBadInput(t *testing.T) {
 		{"call with array args", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":[1]}}`, "1", CodeInvalidParams},
 		{"call with array params", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":["x"]}`, "1", CodeInvalidParams},
 		{"read without uri", `{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":7}}`, "1", CodeInvalidParams},
-		{"over the line limit", `{"jsonrpc":"2.0","id":1,"method":"ping","params":{"x":"` + strings.Repeat("a", 5000) + `"}}`, "null", CodeInvalidRequest},
+		// Answered under its own id when it comes first (issue 9), else null.
+		{"over the line limit", `{"jsonrpc":"2.0","id":1,"method":"ping","params":{"x":"` + strings.Repeat("a", 5000) + `"}}`, "1", CodeInvalidRequest},
+		{"over the line limit, id last", `{"jsonrpc":"2.0","method":"ping","params":{"x":"` + strings.Repeat("a", 5000) + `"},"id":1}`, "null", CodeInvalidRequest},
 	}
 	for _, tt := range tests {
 		h.client(tt.line)
@@ -429,8 +432,8 @@ func TestLineReaderBounded(t *testing.T) {
 	const max = 1 << 20
 	r := newLineReader(io.MultiReader(&endlessLine{n: 64 << 20}, strings.NewReader("{}\n")), max)
 	line, tooLong, err := r.next()
-	if !tooLong || line != nil || err != nil {
-		t.Fatalf("next() on a 64 MiB line = %d bytes, %v, %v; want tooLong", len(line), tooLong, err)
+	if !tooLong || len(line) != headMax || err != nil {
+		t.Fatalf("next() on a 64 MiB line = %d bytes, %v, %v; want tooLong with its first %d bytes", len(line), tooLong, err, headMax)
 	}
 	if cap(r.buf) > max+1 {
 		t.Errorf("the reader held %d bytes for a line over the %d-byte limit", cap(r.buf), max)
@@ -472,6 +475,40 @@ func BenchmarkPassthrough(b *testing.B) {
 		fmt.Fprintf(toProxy, `{"jsonrpc":"2.0","id":%d,"method":"ping"}`+"\n", i)
 		if !answers.Scan() {
 			b.Fatal("no answer")
+		}
+	}
+	b.StopTimer()
+	toProxy.Close()
+}
+
+// BenchmarkLargeResult measures a 10 MB tools/call result through Run:
+// reading, checking and forwarding one large line.
+func BenchmarkLargeResult(b *testing.B) {
+	const size = 10 << 20
+	result := []byte(`{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"` + strings.Repeat("x", size) + `"}]}}` + "\n")
+	clientIn, toProxy := io.Pipe()
+	serverIn, toServer := io.Pipe()
+	fromServer, serverOut := io.Pipe()
+	go func() {
+		r := bufio.NewReader(serverIn)
+		for {
+			if _, err := r.ReadBytes('\n'); err != nil {
+				serverOut.Close()
+				return
+			}
+			serverOut.Write(result)
+		}
+	}()
+	fromProxy, clientOut := io.Pipe()
+	go Run(context.Background(), Config{Workspace: testWS, Recorder: Discard, Policy: policy.Permissive()}, clientIn, clientOut, toServer, fromServer)
+	answers := bufio.NewReaderSize(fromProxy, 1<<20)
+	b.SetBytes(int64(len(result)))
+	b.ResetTimer()
+	for range b.N {
+		io.WriteString(toProxy, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"big","arguments":{}}}`+"\n")
+		line, err := answers.ReadBytes('\n')
+		if err != nil || len(line) != len(result) {
+			b.Fatalf("answer of %d bytes, %v; want %d", len(line), err, len(result))
 		}
 	}
 	b.StopTimer()

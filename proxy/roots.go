@@ -67,38 +67,41 @@ func (p *proxy) rootsAnsweredLocked() {
 }
 
 // rootsAnswer rewrites the client's answer to a roots/list request of the
-// server, records it, and returns the line to forward. An error answer
-// passes unchanged.
-func (p *proxy) rootsAnswer(ctx context.Context, m *message) ([]byte, error) {
-	if m.errRaw != nil {
-		return m.line, nil
-	}
+// server and records it; it returns the line to forward and the
+// directories the kept roots name.
+func (p *proxy) rootsAnswer(ctx context.Context, m *message) ([]byte, []string, error) {
 	res, ok := objectMembers(m.result)
 	if !ok {
-		return nil, errors.New("the roots/list result is not an object")
+		return nil, nil, errors.New("the roots/list result is not an object")
 	}
-	roots, err := p.filterRoots(ctx, res["roots"])
+	roots, dirs, err := p.filterRoots(ctx, res["roots"])
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	res["roots"] = roots
-	return resultResponse(m.id, res), nil
+	return resultResponse(m.id, res), dirs, nil
 }
 
 // rootsAnswered handles the client's answer to a roots/list request of the
-// server (pd): it returns the line to forward, or nil when the server got
-// an error instead because the roots could not be checked or recorded.
-func (p *proxy) rootsAnswered(ctx context.Context, pd *pending, m *message) []byte {
-	line, err := p.rootsAnswer(ctx, m)
-	p.mu.Lock()
-	p.rootsAnsweredLocked()
-	p.mu.Unlock()
+// server (pd): checked and recorded, it goes to the server when the calls
+// judged against the old roots allow (deliverRoots); when it cannot be
+// checked or recorded, the server gets an error instead.
+func (p *proxy) rootsAnswered(ctx context.Context, pd *pending, m *message) {
+	if m.errRaw != nil {
+		p.deliverRoots(m.line, nil)
+		return
+	}
+	line, dirs, err := p.rootsAnswer(ctx, m)
 	if err != nil {
+		p.mu.Lock()
+		p.rootsAnsweredLocked()
+		p.mu.Unlock()
 		p.logf("client's roots/list answer %s withheld: %v", m.id, err)
 		p.replyServer(pd.id, rpcError{Code: CodeInternalError, Message: "vm-run withheld the client's roots: " + err.Error()})
-		return nil
+		p.release()
+		return
 	}
-	return line
+	p.deliverRoots(line, dirs)
 }
 
 // rootsInInput rewrites every roots list among the inputResponses of a
@@ -128,10 +131,14 @@ func (p *proxy) rootsInInput(ctx context.Context, m *message) ([]byte, error) {
 		if !has {
 			continue
 		}
-		filtered, err := p.filterRoots(ctx, list)
+		filtered, dirs, err := p.filterRoots(ctx, list)
 		if err != nil {
 			return nil, fmt.Errorf("inputResponses[%q]: %w", key, err)
 		}
+		// The retried request carries its roots: they count from now.
+		p.mu.Lock()
+		p.addBasesLocked(dirs)
+		p.mu.Unlock()
 		res["roots"] = filtered
 		answers[key] = marshalLine(res)
 		changed = true
@@ -149,13 +156,14 @@ func (p *proxy) rootsInInput(ctx context.Context, m *message) ([]byte, error) {
 }
 
 // filterRoots keeps the roots of list that name directories inside the
-// workspace, records the change, adds the kept ones to the bases, and
-// returns the list to send. The record is durable before it returns; if it
-// cannot be made, the roots are withheld (an error).
-func (p *proxy) filterRoots(ctx context.Context, list json.RawMessage) (json.RawMessage, error) {
+// workspace and records the change; it returns the list to send and the
+// directories it names (bases once the server has them). The record is
+// durable before it returns; if it cannot be made, the roots are withheld
+// (an error).
+func (p *proxy) filterRoots(ctx context.Context, list json.RawMessage) (json.RawMessage, []string, error) {
 	var items []json.RawMessage
 	if err := json.Unmarshal(list, &items); err != nil {
-		return nil, errors.New("roots is not a list")
+		return nil, nil, errors.New("roots is not a list")
 	}
 	rec := audit.Roots{Offered: []string{}, Kept: []string{}}
 	kept := make([]json.RawMessage, 0, len(items))
@@ -181,21 +189,14 @@ func (p *proxy) filterRoots(ctx context.Context, list json.RawMessage) (json.Raw
 		dirs = append(dirs, dir)
 	}
 	if p.stopped.Load() {
-		return nil, errors.New("vm-run is shutting down")
+		return nil, nil, errors.New("vm-run is shutting down")
 	}
 	if err := p.cfg.Recorder.Record(ctx, rec); err != nil {
 		err = fmt.Errorf("record roots: %w", err)
 		p.recorderFailed(err)
-		return nil, err
+		return nil, nil, err
 	}
-	p.mu.Lock()
-	for _, d := range dirs {
-		if !slices.Contains(p.roots.bases, d) {
-			p.roots.bases = append(p.roots.bases, d)
-		}
-	}
-	p.mu.Unlock()
-	return marshalLine(kept), nil
+	return marshalLine(kept), dirs, nil
 }
 
 // rootDir returns the directory a root URI really names, or why it is

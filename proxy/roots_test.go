@@ -7,8 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/vm-run/vm-run/policy"
+	"time"
 )
 
 // rootsWorkspace makes a workspace with docs/ and src/, a link
@@ -52,10 +51,14 @@ func TestRootsAnswerFiltered(t *testing.T) {
 	h.server(`{"jsonrpc":"2.0","id":"r1","method":"roots/list"}`)
 	h.clientGot()
 
-	// While the client has not answered, a relative path cannot be judged.
+	// While the client has not answered, a relative path cannot be judged:
+	// the call waits, and is judged against the roots the server is about
+	// to learn (src/, below), where it is denied.
 	h.client(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"write_file","arguments":{"path":"docs/a.md","content":"x"}}}`)
-	if rule := toolDenial(t, h.clientGot(), "1"); rule != policy.RulePaths {
-		t.Errorf("relative path while roots/list is pending: rule %q, want %q", rule, policy.RulePaths)
+	select {
+	case got := <-h.fromProxy:
+		t.Fatalf("a relative path was answered while roots/list was pending: %s", got)
+	case <-time.After(50 * time.Millisecond):
 	}
 
 	roots := []map[string]string{
@@ -111,6 +114,9 @@ func TestRootsAnswerFiltered(t *testing.T) {
 		t.Errorf("events = %q, want the roots record before the answer reaches the server", evs)
 	}
 
+	if rule := toolDenial(t, h.clientGot(), "1"); rule != "block-src-writes" {
+		t.Errorf("the call that waited for the roots: rule %q, want block-src-writes", rule)
+	}
 	// Now docs/sub/main.c is judged against src/ too, where it is denied.
 	h.client(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"write_file","arguments":{"path":"docs/sub/main.c","content":"x"}}}`)
 	if rule := toolDenial(t, h.clientGot(), "2"); rule != "block-src-writes" {

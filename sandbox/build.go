@@ -6,12 +6,14 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/vm-run/vm-run/profiles"
+	"github.com/vm-run/vm-run/sandbox/cgroup"
 	"github.com/vm-run/vm-run/seccomp"
 )
 
@@ -102,7 +104,26 @@ func Build(p *profiles.Profile, o Options) (*Spec, error) {
 	}
 	s.Env = environ(p.Env, o)
 	s.Rlimits = rlimits(p.Limits)
+	if s.Cgroup, err = CgroupLimits(p.Limits); err != nil {
+		return nil, err
+	}
+	s.CgroupBestEffort = p.BestEffort
 	return s, nil
+}
+
+// CgroupLimits resolves a profile's pids, memory and cpu limits against
+// this host: a memory share of its memory (MemTotal), a CPU share of the
+// CPUs vm-run may run on.
+func CgroupLimits(l profiles.Limits) (cgroup.Limits, error) {
+	mem, err := l.MemoryMax(hostMemory())
+	if err != nil {
+		return cgroup.Limits{}, &SetupError{Code: ExitSetup, Op: "profile", Msg: err.Error()}
+	}
+	millis, err := l.CPUMillis(runtime.NumCPU())
+	if err != nil {
+		return cgroup.Limits{}, &SetupError{Code: ExitSetup, Op: "profile", Msg: err.Error()}
+	}
+	return cgroup.Limits{Pids: l.PidsMax(), Memory: mem, CPUMillis: millis}, nil
 }
 
 // existing cleans the paths of one rule list and drops optional ones that do
@@ -309,7 +330,7 @@ func rlimits(l profiles.Limits) []Rlimit {
 	add("nproc", unix.RLIMIT_NPROC, l.NProc)
 	add("as", unix.RLIMIT_AS, l.AS)
 	add("fsize", unix.RLIMIT_FSIZE, l.FSize)
-	add("cpu", unix.RLIMIT_CPU, l.CPU)
+	add("cpu_time", unix.RLIMIT_CPU, l.CPUTime)
 	add("core", unix.RLIMIT_CORE, l.Core)
 	return out
 }

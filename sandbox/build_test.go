@@ -6,7 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/vm-run/vm-run/landlock"
 	"github.com/vm-run/vm-run/profiles"
 	"github.com/vm-run/vm-run/sandbox"
+	"github.com/vm-run/vm-run/sandbox/cgroup"
 )
 
 // tree creates the directories (names ending in "/"), files and symlinks
@@ -448,13 +451,13 @@ func TestBuildLimits(t *testing.T) {
 		{name: "none", tmpSize: 256 << 20},
 		{
 			name:   "all",
-			limits: profiles.Limits{NoFile: n(4096), NProc: n(64), AS: n(1 << 30), FSize: n(1 << 20), CPU: n(profiles.Unlimited), Core: n(0), TmpSize: 1 << 20},
+			limits: profiles.Limits{NoFile: n(4096), NProc: n(64), AS: n(1 << 30), FSize: n(1 << 20), CPUTime: n(profiles.Unlimited), Core: n(0), TmpSize: 1 << 20},
 			want: []sandbox.Rlimit{
 				{Name: "nofile", Resource: unix.RLIMIT_NOFILE, Value: 4096},
 				{Name: "nproc", Resource: unix.RLIMIT_NPROC, Value: 64},
 				{Name: "as", Resource: unix.RLIMIT_AS, Value: 1 << 30},
 				{Name: "fsize", Resource: unix.RLIMIT_FSIZE, Value: 1 << 20},
-				{Name: "cpu", Resource: unix.RLIMIT_CPU, Value: unix.RLIM_INFINITY},
+				{Name: "cpu_time", Resource: unix.RLIMIT_CPU, Value: unix.RLIM_INFINITY},
 				{Name: "core", Resource: unix.RLIMIT_CORE, Value: 0},
 			},
 			tmpSize: 1 << 20,
@@ -480,6 +483,58 @@ func TestBuildLimits(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBuildCgroupLimits checks the cgroup limits Build resolves: counts as
+// written, shares of the machine's memory and CPUs, none for unlimited.
+func TestBuildCgroupLimits(t *testing.T) {
+	n := func(v uint64) *uint64 { return &v }
+	share := func(s string) *profiles.Share { v := profiles.Share(s); return &v }
+	mem := memTotal(t)
+	tests := []struct {
+		name   string
+		limits profiles.Limits
+		best   bool
+		want   cgroup.Limits
+	}{
+		{name: "none"},
+		{name: "unlimited", limits: profiles.Limits{Pids: n(profiles.Unlimited), Memory: share("unlimited"), CPU: share("unlimited")}},
+		{name: "amounts", limits: profiles.Limits{Pids: n(512), Memory: share("256MiB"), CPU: share("0.5")},
+			want: cgroup.Limits{Pids: 512, Memory: 256 << 20, CPUMillis: 500}},
+		{name: "shares", limits: profiles.Limits{Memory: share("50%"), CPU: share("100%")}, best: true,
+			want: cgroup.Limits{Memory: (mem / 2) &^ (1<<20 - 1), CPUMillis: uint64(runtime.NumCPU()) * 1000}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := sandbox.Build(&profiles.Profile{Limits: tt.limits, BestEffort: tt.best}, sandbox.Options{Argv: []string{"true"}})
+			if err != nil {
+				t.Fatalf("Build: %v", err)
+			}
+			if s.Cgroup != tt.want || s.CgroupBestEffort != tt.best {
+				t.Errorf("Cgroup = %+v, best effort %v; want %+v, %v", s.Cgroup, s.CgroupBestEffort, tt.want, tt.best)
+			}
+		})
+	}
+}
+
+// memTotal reads MemTotal from /proc/meminfo, in bytes.
+func memTotal(t *testing.T) uint64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		t.Skipf("needs /proc/meminfo for the host's memory: %v", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+			kb, err := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				t.Fatalf("MemTotal %q: %v", v, err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatal("no MemTotal in /proc/meminfo")
+	return 0
 }
 
 // TestBuildSpec checks the fields Build copies and that the spec survives

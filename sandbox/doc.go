@@ -18,7 +18,8 @@
 // # Process model
 //
 // The parent re-executes its own binary (/proc/self/exe) with argv[0]
-// [InitArg0] in new user, network, PID, IPC, UTS and mount namespaces; the
+// [InitArg0] in new user, network, PID, IPC, UTS and mount namespaces (and
+// a cgroup namespace, which the init stage unshares itself); the
 // program's main must hand such a process to [InitMain] before parsing
 // anything. The init stage reads the spec from an inherited pipe, never
 // argv or the environment, then mounts, drops capabilities, sets
@@ -48,6 +49,47 @@
 // When the command exits, the init stage exits, and the kernel kills what
 // is left in the PID namespace: when [Process.Wait] returns, no process of
 // the sandbox remains.
+//
+// # Resource limits
+//
+// A profile's limits.pids, limits.memory and limits.cpu hold for the
+// sandbox as a whole, through a cgroup of its own (package
+// sandbox/cgroup): [Build] resolves them against this host
+// ([CgroupLimits]; "25%" of MemTotal), [Pending.Start] creates the cgroup
+// and moves the init stage into it before it sends the spec, so that
+// everything the sandbox ever runs is in it, and [Process.Wait] reads
+// what the limits refused into [Status].Limits and removes the cgroup. As
+// root the cgroup goes under a vm-run cgroup at the root of each
+// hierarchy; another user needs a cgroup delegated to it. Where none can
+// be made the launch stops with a [*SetupError] and a hint, unless the
+// profile says best_effort: true, which runs the sandbox without the
+// limits and warns on stderr. The profile's rlimits (nofile, nproc, as,
+// fsize, cpu_time, core) are set by the init stage, per process, as
+// before; nproc counts every process of the uid, inside the sandbox or
+// not, which is why the process limit is the cgroup's.
+//
+// A command the OOM killer ended has [Status.OOMKilled]; the exit status
+// stays 137, as for any SIGKILL.
+//
+// # What the sandbox sees of the host
+//
+// The init stage unshares a cgroup namespace once it is in the sandbox's
+// cgroup, so /proc/self/cgroup reads "/" and names no host cgroup, and
+// covers /sys/fs/cgroup with fresh, read-only mounts of the sandbox's own
+// cgroup (an empty tmpfs when it has none), where node, python and Go find
+// their limits. /proc is a fresh procfs of the sandbox's PID namespace;
+// the files in it that describe the host and that no server needs (the
+// kernel's command line, configuration, symbols and modules, key-users)
+// read as empty. What the sandbox can still read of the host, beyond the
+// paths its profile grants (strict: /usr, /etc, /sys/devices/system/cpu
+// and the runtimes): /proc/self/mountinfo and /proc/mounts list the host's
+// mounts, because the sandbox's mount namespace is a copy of the host's
+// with paths covered rather than a root of its own (every host mount
+// point, file system type, device and option, though not the files of
+// those it is not granted); and /proc's machine-wide counters and
+// tunables: CPU, memory, load, pressure, disk and interrupt statistics,
+// /proc/cgroups' controller counts, /proc/sys. /etc, which strict
+// grants, holds the host's name and machine-id.
 //
 // # Exit status
 //

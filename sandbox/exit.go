@@ -3,6 +3,8 @@ package sandbox
 import (
 	"errors"
 	"fmt"
+
+	"github.com/vm-run/vm-run/sandbox/cgroup"
 )
 
 // Exit statuses of vm-run besides the command's own (see DESIGN.md).
@@ -37,7 +39,16 @@ func (e *SetupError) Error() string {
 type Status struct {
 	Code   int // exit code when Signal is 0
 	Signal int // the signal that killed it, or 0
+	// Limits counts what the sandbox's cgroup refused it while it ran:
+	// processes the OOM killer killed, forks refused at pids.max. The
+	// parent reads them once the sandbox has ended.
+	Limits cgroup.Events `json:"-"`
 }
+
+// OOMKilled reports whether the kernel's OOM killer killed the command
+// itself: it died of SIGKILL while the cgroup counted an OOM kill. (The
+// OOM killer sends SIGKILL, and vm-run does not, while the command runs.)
+func (s Status) OOMKilled() bool { return s.Signal == 9 && s.Limits.OOMKills > 0 }
 
 // ExitCode is the status vm-run exits with: the command's code, or 128+N when
 // signal N killed it.
@@ -49,6 +60,9 @@ func (s Status) ExitCode() int {
 }
 
 func (s Status) String() string {
+	if s.OOMKilled() {
+		return "killed by the OOM killer (signal 9)"
+	}
 	if s.Signal != 0 {
 		return fmt.Sprintf("killed by signal %d", s.Signal)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/vm-run/vm-run/sandbox"
+	"github.com/vm-run/vm-run/sandbox/cgroup"
 )
 
 func TestStatus(t *testing.T) {
@@ -19,6 +20,11 @@ func TestStatus(t *testing.T) {
 		{sandbox.Status{Code: 255}, 255, "exit status 255"},
 		{sandbox.Status{Signal: 9}, 137, "killed by signal 9"},
 		{sandbox.Status{Signal: 15}, 143, "killed by signal 15"},
+		{sandbox.Status{Signal: 9, Limits: cgroup.Events{OOMKills: 1}}, 137, "killed by the OOM killer (signal 9)"},
+		// A child of the command was OOM-killed, and the command killed
+		// by someone else, or not killed: not the command's OOM kill.
+		{sandbox.Status{Signal: 15, Limits: cgroup.Events{OOMKills: 1}}, 143, "killed by signal 15"},
+		{sandbox.Status{Code: 137, Limits: cgroup.Events{OOMKills: 2, PidsMax: 3}}, 137, "exit status 137"},
 	}
 	for _, tt := range tests {
 		if got := tt.st.ExitCode(); got != tt.code {

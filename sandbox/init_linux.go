@@ -37,8 +37,8 @@ func init() {
 // the spec, builds the sandbox in the order the kernel requires, starts the
 // command and reaps until the command ends. It never returns.
 //
-// Order: parent-death signal, spec, namespace check, loopback, mounts,
-// hostname, rlimits, close fds, drop capabilities, no_new_privs, Landlock,
+// Order: parent-death signal, spec, namespace check, loopback, cgroup
+// namespace, mounts, hostname, rlimits, close fds, drop capabilities, no_new_privs, Landlock,
 // seccomp (last: everything before it may use any syscall), fork+exec.
 func InitMain() {
 	// The parent-death signal and the per-thread steps below must happen
@@ -130,6 +130,9 @@ func build(s *Spec) error {
 		if err := netns.LoopbackUp(); err != nil {
 			return setupErr("loopback", err, "")
 		}
+	}
+	if err := enterCgroupNamespace(); err != nil {
+		return setupErr("cgroup namespace", err, "")
 	}
 	if err := setupMounts(s); err != nil {
 		hint := "vm-run needs to mount tmpfs, proc and overlays in its own user namespace; see `vm-run doctor`"

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vm-run/vm-run/netns"
+	"github.com/vm-run/vm-run/sandbox/cgroup"
 	"github.com/vm-run/vm-run/seccomp"
 )
 
@@ -58,6 +59,7 @@ type Process struct {
 	sigs   chan os.Signal
 	done   chan struct{}
 	closed sync.Once
+	group  *cgroup.Group // the sandbox's cgroup, if it has one
 	// Pid is the init stage's pid as the parent sees it.
 	Pid int
 }
@@ -199,6 +201,18 @@ func (p *Pending) Start(s *Spec) (*Process, error) {
 		proc.kill()
 		return nil, err
 	}
+	// Into its cgroup before it has the spec: everything the init stage
+	// does from here on, and every process of the sandbox, is in it.
+	group, err := placeCgroup(s, proc.Pid)
+	if err != nil {
+		proc.kill()
+		return nil, err
+	}
+	proc.group = group
+	s.Cgroupfs = nil
+	if group != nil {
+		s.Cgroupfs = group.Mounts()
+	}
 	if err := json.NewEncoder(p.spec).Encode(s); err != nil {
 		proc.kill()
 		return nil, fmt.Errorf("send spec to init stage: %w", err)
@@ -207,6 +221,7 @@ func (p *Pending) Start(s *Spec) (*Process, error) {
 	if err := proc.dec.Decode(&m); err != nil {
 		// No message: the init stage died before reporting.
 		st, werr := proc.reap()
+		releaseCgroup(proc.group)
 		proc.close()
 		if werr != nil {
 			return nil, werr
@@ -216,6 +231,7 @@ func (p *Pending) Start(s *Spec) (*Process, error) {
 	}
 	if m.Error != nil {
 		proc.reap()
+		releaseCgroup(proc.group)
 		proc.close()
 		return nil, m.Error
 	}
@@ -308,22 +324,28 @@ func (p *Process) Signal(sig os.Signal) error {
 	return nil
 }
 
-// Wait waits for the command to end and returns how it ended. When it
-// returns, no process of the sandbox is left: the init stage is PID 1 of
-// the sandbox's PID namespace and the kernel kills the rest when it exits.
+// Wait waits for the command to end and returns how it ended, with the
+// limits its cgroup refused it. When it returns, no process of the sandbox
+// is left: the init stage is PID 1 of the sandbox's PID namespace and the
+// kernel kills the rest when it exits; and the sandbox's cgroup is gone.
 func (p *Process) Wait() (Status, error) {
 	defer p.close()
 	var m message
 	derr := p.dec.Decode(&m)
 	st, werr := p.reap()
 	if derr == nil && m.Exit != nil {
-		return *m.Exit, nil
+		st = *m.Exit
+		st.Limits = releaseCgroup(p.group)
+		return st, nil
 	}
+	ev := releaseCgroup(p.group)
 	if werr != nil {
 		return Status{}, werr
 	}
-	// The init stage died without reporting: report its own end.
+	// The init stage died without reporting (the OOM killer may pick
+	// it): report its own end.
 	if st.Signal != 0 {
+		st.Limits = ev
 		return st, nil
 	}
 	return Status{}, &SetupError{Code: ExitSetup, Op: "init stage",
@@ -346,6 +368,7 @@ func (p *Process) reap() (Status, error) {
 func (p *Process) kill() {
 	p.cmd.Process.Kill()
 	p.reap()
+	releaseCgroup(p.group)
 	p.close()
 }
 

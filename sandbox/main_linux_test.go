@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -171,7 +172,7 @@ func parentMain() int {
 
 // probeMain is the probeArg0 program. "tcp" listens on 127.0.0.1, connects
 // to itself and echoes a byte; it prints "ok" or the first error.
-// "signal-init" is signalInit.
+// "signal-init" is signalInit, "forks N" forkProbe.
 func probeMain(args []string) int {
 	switch {
 	case len(args) == 1 && args[0] == "tcp":
@@ -183,6 +184,13 @@ func probeMain(args []string) int {
 		return 0
 	case len(args) == 2 && args[0] == "signal-init":
 		return signalInit(args[1])
+	case len(args) == 2 && args[0] == "forks":
+		n, err := strconv.Atoi(args[1])
+		if err != nil {
+			fmt.Println(err)
+			return 2
+		}
+		return forkProbe(n)
 	}
 	fmt.Fprintf(os.Stderr, "probe: unknown arguments %q\n", args)
 	return 2

@@ -14,7 +14,8 @@ import (
 // mount namespace: nothing propagates back to the host, the hidden
 // directories (where host sockets live: /run, /tmp, /dev/shm) are covered by
 // empty tmpfs, granted paths beneath them are bind-mounted back, the private
-// temp dir is a fresh tmpfs and /proc shows only the sandbox's PID namespace.
+// temp dir is a fresh tmpfs, /proc shows only the sandbox's PID namespace
+// and /sys/fs/cgroup only the sandbox's cgroup.
 func setupMounts(s *Spec) error {
 	// Mounts copied into a new mount namespace keep the host's propagation;
 	// make them private first so our mounts never reach the host
@@ -97,6 +98,37 @@ func setupMounts(s *Spec) error {
 	// processes only, and /proc/PID of host processes does not exist.
 	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return os.NewSyscallError("mount proc", err)
+	}
+	if err := maskProc(); err != nil {
+		return err
+	}
+	return mountCgroupfs(s.Cgroupfs)
+}
+
+// maskedProc are files of the sandbox's /proc that describe the host and
+// that no server needs: the kernel's command line (which can hold
+// addresses and tokens), its configuration, symbols and modules (what the
+// host runs and on which hardware), and key-users (the uids of every user
+// with keys). The rest of /proc is the sandbox's own (its PID and network
+// namespaces) or the kernel's tunables and counters; see doc.go, "What
+// the sandbox sees of the host".
+var maskedProc = []string{"/proc/cmdline", "/proc/config.gz", "/proc/kallsyms", "/proc/modules",
+	"/proc/key-users", "/proc/timer_list", "/proc/sched_debug", "/proc/kcore"}
+
+// maskProc covers each masked file the kernel has with /dev/null, read-only:
+// it reads as empty, as runc masks such files.
+func maskProc() error {
+	for _, p := range maskedProc {
+		if _, err := os.Lstat(p); err != nil {
+			continue
+		}
+		if err := unix.Mount("/dev/null", p, "", unix.MS_BIND, ""); err != nil {
+			return os.NewSyscallError("mask "+p, err)
+		}
+		flags := uintptr(unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NOEXEC)
+		if err := unix.Mount("", p, "", flags, ""); err != nil {
+			return os.NewSyscallError("remount "+p+" read-only", err)
+		}
 	}
 	return nil
 }

@@ -28,6 +28,9 @@ var Namespaces = []Namespace{
 	{"mount", unix.CLONE_NEWNS},
 	{"ipc", unix.CLONE_NEWIPC},
 	{"uts", unix.CLONE_NEWUTS},
+	// The init stage unshares it once the parent has moved it into the
+	// sandbox's cgroup, so that its root is that cgroup.
+	{"cgroup", unix.CLONE_NEWCGROUP},
 }
 
 // CheckNamespace starts a child of vm-run in a new user namespace plus ns

@@ -34,3 +34,6 @@ func (*Pending) Abort() {}
 
 // CompileSeccomp is not available off Linux.
 func (*Spec) CompileSeccomp() error { return ErrNotSupported }
+
+// hostMemory is 0 off Linux, where no sandbox runs.
+func hostMemory() uint64 { return 0 }

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"github.com/vm-run/vm-run/landlock"
+	"github.com/vm-run/vm-run/sandbox/cgroup"
 	"github.com/vm-run/vm-run/seccomp"
 )
 
@@ -47,6 +48,18 @@ type Spec struct {
 	// the init stage loads as it is.
 	SeccompBPF []byte   `json:"seccomp_bpf"`
 	Rlimits    []Rlimit `json:"rlimits,omitempty"`
+
+	// Cgroup are the limits of the sandbox's own cgroup, which the parent
+	// creates, with the init stage in it, before it sends the spec; none
+	// when zero. CgroupBestEffort runs the sandbox without them when the
+	// cgroup cannot be made (the profile's best_effort), with a warning.
+	Cgroup           cgroup.Limits `json:"cgroup"`
+	CgroupBestEffort bool          `json:"cgroup_best_effort,omitempty"`
+	// Cgroupfs are the cgroup file systems the init stage mounts in its
+	// own cgroup namespace to show the sandbox its cgroup, and only that,
+	// at /sys/fs/cgroup; the parent fills them in. Without them an empty
+	// tmpfs covers /sys/fs/cgroup.
+	Cgroupfs []cgroup.Mount `json:"cgroupfs,omitempty"`
 
 	// HostNetNS identifies the parent's network namespace (its inode);
 	// the init stage refuses to go on if it finds itself still there.

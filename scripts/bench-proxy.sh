@@ -51,7 +51,7 @@ EOF
 cat >"$tmp/policy.yaml" <<'EOF'
 rules:
   - id: bench
-    allow: [echo, flood, stats]
+    allow: [echo, flood, stats, big]
 EOF
 
 # A tmpfs ledger shows what the fsyncs cost; skipped where there is none.
@@ -64,4 +64,5 @@ fi
 "$tmp/ws/benchproxy" -vm-run "$vmrun" -profile "$tmp/profile.yaml" -policy "$tmp/policy.yaml" \
 	-workspace "$tmp/ws" -ledgers "$ledgers" -tmpfs "$shm" -fake "$tmp/ws/benchproxy" \
 	-blocks "${BENCH_BLOCKS:-10}" -calls "${BENCH_CALLS:-100}" -repeats "${BENCH_REPEATS:-3}" \
+	-sdk "$modules/@modelcontextprotocol/sdk" -sdk-client "$root/scripts/benchproxy/sdk/client.mjs" \
 	-- node "$everything" stdio

@@ -30,13 +30,66 @@ go test -tags "$tags" -count=1 -timeout 15m ./... || first=1
 
 # The same kernel-facing tests as uid 65534. Test binaries and vm-run are
 # copied where that uid can read and execute them.
-kernel_pkgs=(landlock seccomp sandbox sandbox/selftest netns policy proxy cmd/vm-run)
+kernel_pkgs=(landlock seccomp sandbox sandbox/cgroup sandbox/selftest netns policy proxy cmd/vm-run)
 if [ "$(id -u)" -ne 0 ]; then
 	echo "== unprivileged pass skipped: already running as uid $(id -u)" >&2
 	exit $first
 fi
 work=$(mktemp -d /tmp/vmrun-unpriv.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+cgroups=()
+cleanup() {
+	rm -rf "$work"
+	# Deepest first: vm-run's cgroups beneath the delegated ones.
+	for d in ${cgroups[@]+"${cgroups[@]}"}; do
+		find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
+	done
+}
+trap cleanup EXIT
+
+# Real users are not root, and the built-in profiles' limits need a cgroup
+# delegated to them, as systemd's user manager has one. Delegate one to uid
+# 65534 in every hierarchy that holds pids, memory or cpu, as an
+# administrator would on v1 (the directory, cgroup.procs, tasks) and
+# systemd does on v2 (with cgroup.subtree_control and cgroup.threads, the
+# controllers passed on, the tests in a child, as apps are in scopes under
+# user@.service); a v2 hierarchy without those controllers is delegated
+# too, for the v2 tests of sandbox/cgroup. The tests move themselves in.
+procs=""
+cgname=vmrun-unpriv-$$
+while read -r _ _ _ mroot point _ rest; do
+	fstype=${rest#*- }
+	super=${fstype##* }
+	fstype=${fstype%% *}
+	[ "$mroot" = / ] || continue
+	case $fstype in
+	cgroup)
+		case ",$super," in
+		*,pids,* | *,memory,* | *,cpu,*) ;;
+		*) continue ;;
+		esac
+		cg=$point/$cgname
+		mkdir "$cg" || continue
+		cgroups+=("$cg")
+		chown 65534:65534 "$cg" "$cg/cgroup.procs" "$cg/tasks"
+		procs="$procs $cg/cgroup.procs"
+		;;
+	cgroup2)
+		cg=$point/$cgname
+		for c in $(cat "$point/cgroup.controllers"); do
+			echo "+$c" >"$point/cgroup.subtree_control" || true
+		done
+		mkdir "$cg" || continue
+		cgroups+=("$cg")
+		for c in $(cat "$cg/cgroup.controllers"); do
+			echo "+$c" >"$cg/cgroup.subtree_control"
+		done
+		mkdir "$cg/tests"
+		chown 65534:65534 "$cg" "$cg/cgroup.procs" "$cg/cgroup.subtree_control" "$cg/cgroup.threads" \
+			"$cg/tests" "$cg/tests/cgroup.procs" "$cg/tests/cgroup.subtree_control" "$cg/tests/cgroup.threads"
+		procs="$procs $cg/tests/cgroup.procs"
+		;;
+	esac
+done </proc/self/mountinfo
 chmod 0755 "$work"
 mkdir -p "$work/home" "$work/bin"
 cp bin/vm-run "$work/bin/vm-run"
@@ -66,7 +119,8 @@ for pkg in "${kernel_pkgs[@]}"; do
 	[ -f "$t" ] || continue
 	echo "== $pkg as uid 65534" >&2
 	if ! (cd "$src/$pkg" && env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$work/home" TMPDIR=/tmp \
-		VMRUN_BIN="$work/bin/vm-run" VMRUN_MCP="$VMRUN_MCP" VMRUN_MCP_SERVERS="$VMRUN_MCP_SERVERS" VMRUN_UNPRIVILEGED=1 \
+		VMRUN_BIN="$work/bin/vm-run" VMRUN_MCP="$VMRUN_MCP" VMRUN_MCP_SERVERS="$VMRUN_MCP_SERVERS" VMRUN_UNPRIVILEGED=1 CI="${CI:-}" \
+		sh -c 'for p in $1; do echo $$ >"$p"; done; shift; exec "$@"' sh "$procs" \
 		setpriv --reuid 65534 --regid 65534 --clear-groups "$t" -test.count=1 -test.timeout=10m); then
 		fail=1
 	fi

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"github.com/vm-run/vm-run/landlock"
 	"github.com/vm-run/vm-run/profiles"
 	"github.com/vm-run/vm-run/sandbox"
+	"github.com/vm-run/vm-run/sandbox/cgroup"
 	"github.com/vm-run/vm-run/seccomp"
 )
 
@@ -49,6 +51,7 @@ func (doctorCmd) Run(stdout io.Writer) error {
 		}
 		row(ns.Name+" namespace", err == nil, detail)
 	}
+	cgroupRows(row)
 	tiocsti := strings.TrimSpace(readProc("/proc/sys/dev/tty/legacy_tiocsti"))
 	switch tiocsti {
 	case "1":
@@ -90,6 +93,32 @@ func (doctorCmd) Run(stdout io.Writer) error {
 		return &exitStatus{Code: 1, Err: fmt.Errorf("the strict profile cannot be enforced on this machine")}
 	}
 	return nil
+}
+
+// cgroupRows say, for each controller a profile's limits use, where the
+// sandbox's cgroup would go for this user, or why it cannot be made.
+func cgroupRows(row func(name string, ok bool, detail string)) {
+	sys, err := cgroup.Detect()
+	if err != nil {
+		row("cgroups", false, err.Error())
+		return
+	}
+	for _, c := range []struct {
+		name   string
+		limits cgroup.Limits
+	}{{"pids", cgroup.Limits{Pids: 1}}, {"memory", cgroup.Limits{Memory: 1}}, {"cpu", cgroup.Limits{CPUMillis: 1}}} {
+		plan, err := sys.Plan(c.limits)
+		if err != nil {
+			detail := err.Error()
+			var ce *cgroup.Error
+			if errors.As(err, &ce) && ce.Hint != "" {
+				detail += " (hint: " + ce.Hint + ")"
+			}
+			row("cgroup "+c.name+" (limits."+c.name+")", false, detail)
+			continue
+		}
+		row("cgroup "+c.name+" (limits."+c.name+")", true, strings.TrimPrefix(plan.Describe()[0], c.name+": "))
+	}
 }
 
 func seccompDetail(level uint, err error) string {

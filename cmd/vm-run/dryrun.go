@@ -5,6 +5,10 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/vm-run/vm-run/profiles"
+	"github.com/vm-run/vm-run/sandbox"
+	"github.com/vm-run/vm-run/sandbox/cgroup"
 )
 
 // printSpec prints the effective sandbox of a resolved run: what --dry-run
@@ -25,7 +29,7 @@ func printSpec(w io.Writer, l *launch) error {
 	row("command", list(s.Args))
 	row("workspace", s.Dir)
 	row("uid:gid", fmt.Sprintf("%d:%d", s.UID, s.GID))
-	row("namespaces", "user net pid ipc uts mount")
+	row("namespaces", "user net pid ipc uts mount cgroup")
 	if s.Loopback {
 		row("network", "loopback only")
 	} else {
@@ -60,6 +64,10 @@ func printSpec(w io.Writer, l *launch) error {
 		lims = append(lims, fmt.Sprintf("%s=%d", r.Name, r.Value))
 	}
 	row("limits", list(lims))
+	row("cgroup limits", cgroupLimits(l.profile.Limits, s.Cgroup))
+	if !s.Cgroup.IsZero() {
+		row("cgroup", cgroupPlace(s))
+	}
 	var env []string
 	for _, kv := range s.Env {
 		k, _, _ := strings.Cut(kv, "=")
@@ -67,4 +75,46 @@ func printSpec(w io.Writer, l *launch) error {
 	}
 	row("environment", list(env))
 	return tw.Flush()
+}
+
+// cgroupLimits describes the sandbox's cgroup limits, with the profile's
+// shares of the host next to what they come to here.
+func cgroupLimits(p profiles.Limits, c cgroup.Limits) string {
+	if c.IsZero() {
+		return "none"
+	}
+	var out []string
+	if c.Pids != 0 {
+		out = append(out, fmt.Sprintf("pids=%d", c.Pids))
+	}
+	share := func(name string, s *profiles.Share, v string) {
+		if _, pct := s.Percent(); pct {
+			v += " (" + string(*s) + " of the host's)"
+		}
+		out = append(out, name+"="+v)
+	}
+	if c.Memory != 0 {
+		share("memory", p.Memory, strings.ReplaceAll(cgroup.FormatBytes(c.Memory), " ", ""))
+	}
+	if c.CPUMillis != 0 {
+		share("cpu", p.CPU, strings.TrimPrefix(cgroup.Limits{CPUMillis: c.CPUMillis}.String(), "cpu "))
+	}
+	return strings.Join(out, " ")
+}
+
+// cgroupPlace says where the sandbox's cgroup would go, or why it cannot
+// be made and what happens then.
+func cgroupPlace(s *sandbox.Spec) string {
+	sys, err := cgroup.Detect()
+	var plan *cgroup.Plan
+	if err == nil {
+		plan, err = sys.Plan(s.Cgroup)
+	}
+	if err != nil {
+		if s.CgroupBestEffort {
+			return "cannot be created (" + err.Error() + "); best effort: runs without the limits"
+		}
+		return "cannot be created, the run would stop: " + err.Error()
+	}
+	return strings.Join(plan.Describe(), "; ")
 }

@@ -44,6 +44,10 @@ func TestE2EPolicyHolds(t *testing.T) {
 	t.Run("terminal escapes", func(t *testing.T) { t.Parallel(); e.testTerminalEscapes(t) })
 	t.Run("signals to init", func(t *testing.T) { t.Parallel(); e.testSignalsToInit(t) })
 	t.Run("raw client lines", func(t *testing.T) { t.Parallel(); e.testRawLines(t) })
+	t.Run("pipelined link race", func(t *testing.T) { t.Parallel(); e.testPipelinedLinkRace(t) })
+	t.Run("server serving a subdirectory", func(t *testing.T) { t.Parallel(); e.testServerSubdir(t) })
+	t.Run("resources embedded in a prompt", func(t *testing.T) { t.Parallel(); e.testEmbeddedResource(t) })
+	t.Run("answer over the message limit", func(t *testing.T) { t.Parallel(); e.testMessageLimit(t) })
 }
 
 // direct runs the server unsandboxed and without the proxy, with the same
@@ -550,5 +554,211 @@ func (e *e2e) testRawLines(t *testing.T) {
 	log := stderr.String()
 	if !strings.Contains(log, "vm-run: proxy: ") || strings.Contains(log, "vm-run: proxy: vm-run: proxy:") {
 		t.Errorf("vm-run stderr = %q, want proxy lines with one prefix each", log)
+	}
+}
+
+// testPipelinedLinkRace: a client that does not wait for its answers moves
+// a directory holding a link to src/ into place and, before the move has
+// run, writes through where the link will be. Judged when it is sent, the
+// write is allowed (docs/y/... does not exist yet); vm-run judges it once
+// the move has been answered, by where it then leads.
+func (e *e2e) testPipelinedLinkRace(t *testing.T) {
+	b := newBox(t)
+	b.writableDir(t, "docs")
+	b.writableDir(t, "docs/x")
+	src := b.writableDir(t, "src")
+	main := filepath.Join(src, "main.c")
+	const original = "int main;\n"
+	reset := func() {
+		os.RemoveAll(filepath.Join(b.ws, "docs", "y"))
+		os.MkdirAll(filepath.Join(b.ws, "docs", "x"), 0o777)
+		os.Chmod(filepath.Join(b.ws, "docs", "x"), 0o777)
+		os.Symlink("../../src", filepath.Join(b.ws, "docs", "x", "srclink"))
+		if err := os.WriteFile(main, []byte(original), 0o666); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(main, 0o666)
+	}
+	reset()
+	prof := e.profile(t, b, "e2e-race", fmt.Sprintf("  write: [%q]\n", b.ws), srcPolicy)
+	server := []string{"node", e.server("server-filesystem"), b.ws}
+	move := map[string]any{"source": "docs/x", "destination": "docs/y"}
+	write := map[string]any{"path": "docs/y/srclink/main.c", "content": "pwned\n"}
+
+	if d := oldDecide(t, prof, b.ws, "write_file", write); !d.Allowed() {
+		t.Fatalf("judged before the move, write_file %v = %s (%s); the baseline needs it allowed", write, d.Verdict, d.Reason)
+	}
+	cs, _ := e.direct(t, b.ws, server, nil, nil)
+	for _, c := range []struct {
+		tool string
+		args map[string]any
+	}{{"move_file", move}, {"write_file", write}} {
+		if res, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: c.tool, Arguments: c.args}); err != nil || res.IsError {
+			t.Fatalf("baseline %s %v = %v, %v", c.tool, c.args, res, err)
+		}
+	}
+	if !mainChanged(main, original)() {
+		t.Fatalf("baseline: the write through the moved link did not reach src/main.c")
+	}
+	cs.Close()
+	reset()
+
+	// A raw client: the move and the writes go in one write, as a client
+	// that does not wait for answers sends them.
+	ledger := filepath.Join(b.cfg, "race.jsonl")
+	cmd := exec.Command(e.bin, "--profile", prof, "--workspace", b.ws, "--ledger", ledger, "--", server[0], server[1], server[2])
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer stdin.Close()
+	r := bufio.NewReader(stdout)
+	io.WriteString(stdin, `{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"race","version":"1"}}}`+"\n")
+	if _, err := r.ReadString('\n'); err != nil {
+		t.Fatalf("initialize: %v\n%s", err, stderr)
+	}
+	var batch strings.Builder
+	batch.WriteString(`{"jsonrpc":"2.0","method":"notifications/initialized"}` + "\n")
+	batch.WriteString(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"move_file","arguments":{"source":"docs/x","destination":"docs/y"}}}` + "\n")
+	const writes = 30
+	for i := range writes {
+		fmt.Fprintf(&batch, `{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"write_file","arguments":{"path":"docs/y/srclink/main.c","content":"pwned %d\\n"}}}`+"\n", i+2, i)
+	}
+	io.WriteString(stdin, batch.String())
+	denied := 0
+	for range writes + 1 {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("read answers: %v\n%s", err, stderr)
+		}
+		if strings.Contains(line, `"id":1,`) && strings.Contains(line, `"isError":true`) {
+			t.Errorf("move_file through vm-run failed: %s", line)
+		}
+		if strings.Contains(line, "block-src-writes") {
+			denied++
+		}
+	}
+	if denied != writes {
+		t.Errorf("%d of %d pipelined writes through the moved link were denied, want all", denied, writes)
+	}
+	if mainChanged(main, original)() {
+		t.Errorf("a pipelined write through the moved link reached src/main.c")
+	}
+}
+
+// testServerSubdir: server-filesystem started on docs/ reads "private/key"
+// as docs/private/key, which the policy protects.
+func (e *e2e) testServerSubdir(t *testing.T) {
+	b := newBox(t)
+	b.file(t, "docs/private/key.txt", "PRIVATE-KEY\n")
+	prof := e.profile(t, b, "e2e-subdir", "", `tools:
+  rules:
+    - id: reads
+      allow: [read]
+    - id: private
+      deny: ["read(docs/private/*)"]
+`)
+	server := []string{"node", e.server("server-filesystem"), "docs"}
+	read := map[string]any{"path": "private/key.txt"}
+	if d := oldDecide(t, prof, b.ws, "read_text_file", read); !d.Allowed() {
+		t.Fatalf("read against the workspace alone, read_text_file %v = %s (%s); the baseline needs it allowed", read, d.Verdict, d.Reason)
+	}
+	cs, _ := e.direct(t, b.ws, server, nil, nil)
+	res, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "read_text_file", Arguments: read})
+	if err != nil || !strings.Contains(text(res), "PRIVATE-KEY") {
+		t.Fatalf("baseline: read_text_file private/key.txt from a server on docs/ = %v, %v; want the key", res, err)
+	}
+	cs.Close()
+	s := e.start(t, b, e2eRun{profile: prof, ws: b.ws, server: server})
+	s.wantDenied(t, "read_text_file", read, "private")
+	if d := s.decisionOn(t, "read_text_file"); !contains(d.Paths, "docs/private/key.txt") {
+		t.Errorf("ledger records paths %q, want docs/private/key.txt among them", d.Paths)
+	}
+	s.close(t)
+}
+
+// testEmbeddedResource: server-everything's resource-prompt embeds a
+// resource in the prompt it returns; a denied resource does not leave that
+// way.
+func (e *e2e) testEmbeddedResource(t *testing.T) {
+	b := newBox(t)
+	prof := e.profile(t, b, "e2e-embedded", "", `tools:
+  defaults:
+    resource: allow
+    prompt: allow
+  rules:
+    - id: no-text-1
+      deny: ["resource(demo://resource/dynamic/text/1)"]
+`)
+	server := []string{"node", e.server("server-everything"), "stdio"}
+	get := &mcp.GetPromptParams{Name: "resource-prompt", Arguments: map[string]string{"resourceType": "Text", "resourceId": "1"}}
+	cs, _ := e.direct(t, b.ws, server, nil, nil)
+	res, err := cs.GetPrompt(t.Context(), get)
+	if err != nil || !strings.Contains(fmt.Sprint(promptText(res)), "Resource 1") {
+		t.Fatalf("baseline: prompts/get resource-prompt = %v, %v; want resource 1 embedded", res, err)
+	}
+	cs.Close()
+	s := e.start(t, b, e2eRun{profile: prof, ws: b.ws, server: server})
+	_, err = s.GetPrompt(t.Context(), get)
+	var werr *jsonrpc.Error
+	if !errors.As(err, &werr) || werr.Code != proxy.CodePolicyDenied || !strings.Contains(werr.Message, "no-text-1") {
+		t.Errorf("prompts/get resource-prompt through vm-run = %v, want a denial by no-text-1", err)
+	}
+	get.Arguments["resourceId"] = "2"
+	if res, err := s.GetPrompt(t.Context(), get); err != nil || !strings.Contains(promptText(res), "Resource 2") {
+		t.Errorf("prompts/get of resource 2 = %v, %v; want it (nothing denies it)", res, err)
+	}
+	s.close(t)
+}
+
+// promptText joins what a prompt's messages carry as text, embedded
+// resources included.
+func promptText(r *mcp.GetPromptResult) string {
+	var b strings.Builder
+	for _, m := range r.Messages {
+		switch c := m.Content.(type) {
+		case *mcp.TextContent:
+			b.WriteString(c.Text)
+		case *mcp.EmbeddedResource:
+			if c.Resource != nil {
+				b.WriteString(c.Resource.Text)
+			}
+		}
+	}
+	return b.String()
+}
+
+// testMessageLimit: an answer over the profile's limits.max_message is
+// answered with an error at once, which names the limit, and the session
+// goes on (issue 9: it used to be dropped, and the call hung).
+func (e *e2e) testMessageLimit(t *testing.T) {
+	b := newBox(t)
+	b.file(t, "big.txt", strings.Repeat("0123456789abcdef", 16<<10)) // 256 KiB
+	b.file(t, "small.txt", "small\n")
+	prof := e.profile(t, b, "e2e-limit", "", "limits:\n  max_message: 64KiB\n")
+	s := e.start(t, b, e2eRun{profile: prof, ws: b.ws, server: []string{"node", e.server("server-filesystem"), b.ws}})
+	_, err := s.CallTool(t.Context(), &mcp.CallToolParams{Name: "read_text_file", Arguments: map[string]any{"path": "big.txt"}})
+	var werr *jsonrpc.Error
+	if !errors.As(err, &werr) || werr.Code != proxy.CodeInternalError || !strings.Contains(werr.Message, "65536 bytes") {
+		t.Errorf("read_text_file of 256 KiB with a 64 KiB limit = %v, want an error naming the limit", err)
+	}
+	if got := s.wantAllowed(t, "read_text_file", map[string]any{"path": "small.txt"}); got != "small\n" {
+		t.Errorf("after the large answer, read_text_file small.txt = %q", got)
+	}
+	s.close(t)
+	var status []string
+	for _, r := range s.records(t, audit.EventOutcome) {
+		o, err := audit.ReadEvent[audit.Outcome](r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		status = append(status, o.Status)
+	}
+	if !contains(status, audit.OutcomeTooLarge) {
+		t.Errorf("outcomes %q, want %q among them", status, audit.OutcomeTooLarge)
 	}
 }

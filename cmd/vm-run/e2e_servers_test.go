@@ -291,6 +291,11 @@ func (e *e2e) testNpx(t *testing.T) {
 		t.Fatalf("warm the npx cache: %s lists %v, want create_entities among them", pkg, all)
 	}
 
+	if os.Getuid() == 0 {
+		// As a user's session would be, in a cgroup of its own for
+		// strict's limits.
+		prefix, env = inDelegatedCgroup(t, sandboxUID, prefix, env)
+	}
 	s := e.start(t, b, e2eRun{profile: "strict", ws: b.ws, server: []string{"npx", "-y", pkg},
 		bin: bin, prefix: prefix, cmdEnv: env})
 	if got := s.InitializeResult().ServerInfo.Name; got != "memory-server" {

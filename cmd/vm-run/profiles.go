@@ -62,6 +62,10 @@ func (c profilesShowCmd) Run(stdout io.Writer) error {
 	for _, line := range strings.Split(strings.TrimSuffix(p.Tools.Describe(), "\n"), "\n") {
 		fmt.Fprintf(stdout, "#   %s\n", line)
 	}
+	// Shares of the host's memory and CPUs, as they come out here.
+	if c, err := sandbox.CgroupLimits(p.Limits); err == nil {
+		fmt.Fprintf(stdout, "#\n# cgroup limits on this host: %s\n", cgroupLimits(p.Limits, c))
+	}
 	_, err = stdout.Write(out)
 	return err
 }

@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/user"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/vm-run/vm-run/audit"
 	"github.com/vm-run/vm-run/profiles"
@@ -112,6 +114,9 @@ func (r *runCmd) Run(stdout io.Writer) error {
 		st, err = serve(pending, l.spec, pipes, proxy.Config{
 			Policy:          l.profile.Tools,
 			Workspace:       l.workspace,
+			Bases:           argvDirs(l.workspace, r.Cmd),
+			MaxLine:         int(l.profile.Limits.MaxMessage),
+			CallTimeout:     callTimeout(l.profile.Limits.CallTimeout),
 			Recorder:        proxy.Ledger(sess.ledger),
 			Log:             os.Stderr,
 			OnRecorderError: ledgerFailed,
@@ -330,4 +335,51 @@ func lookupUser(name string) (ids, error) {
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
 	return ids{uid, gid, u.HomeDir}, nil
+}
+
+// argvDirs lists the directories inside the workspace that the server's
+// command line names (as ARG or --flag=ARG, relative to the workspace, its
+// working directory): a server such as server-filesystem reads relative
+// paths against the first directory it serves, so the proxy judges them
+// against these too.
+func argvDirs(ws string, argv []string) []string {
+	var out []string
+	for _, a := range argv {
+		if strings.HasPrefix(a, "-") {
+			_, v, ok := strings.Cut(a, "=")
+			if !ok {
+				continue
+			}
+			a = v
+		}
+		if a == "" {
+			continue
+		}
+		if !filepath.IsAbs(a) {
+			a = filepath.Join(ws, a)
+		}
+		real, err := filepath.EvalSymlinks(a)
+		if err != nil {
+			continue
+		}
+		if st, err := os.Stat(real); err != nil || !st.IsDir() {
+			continue
+		}
+		if rel, err := filepath.Rel(ws, real); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+			out = append(out, real)
+		}
+	}
+	return out
+}
+
+// callTimeout is the proxy's call timeout for the profile's
+// limits.call_timeout: the default when unset, none when unlimited.
+func callTimeout(seconds *uint64) time.Duration {
+	switch {
+	case seconds == nil:
+		return proxy.DefaultCallTimeout
+	case *seconds == profiles.Unlimited || *seconds > uint64(math.MaxInt64/time.Second):
+		return 0
+	}
+	return time.Duration(*seconds) * time.Second
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -11,6 +14,7 @@ import (
 	"github.com/vm-run/vm-run/audit"
 	"github.com/vm-run/vm-run/landlock"
 	"github.com/vm-run/vm-run/sandbox"
+	"github.com/vm-run/vm-run/sandbox/cgroup"
 	"github.com/vm-run/vm-run/seccomp"
 )
 
@@ -19,6 +23,10 @@ import (
 type session struct {
 	ledger *audit.Ledger
 	start  time.Time
+	// profile and limits name the limits the sandbox ran under, for the
+	// message when it reaches one: where to raise them.
+	profile string
+	limits  cgroup.Limits
 }
 
 // openSession opens the ledger and records session_start. The sandbox does
@@ -48,16 +56,25 @@ func openSession(l *launch, path string) (*session, error) {
 		led.Close()
 		return nil, ledgerError(err, path)
 	}
-	return &session{ledger: led, start: time.Now()}, nil
+	where := l.profile.Source[0]
+	if strings.HasPrefix(where, "builtin:") {
+		where = "a profile that extends " + l.profile.Name
+	}
+	return &session{ledger: led, start: time.Now(), profile: where, limits: l.spec.Cgroup}, nil
 }
 
-// end records how the session ended and closes the ledger. A command that
+// end records how the session ended and closes the ledger, and says on
+// stderr which of its cgroup limits the sandbox reached. A command that
 // ran but whose end cannot be recorded makes vm-run fail: the record is the
 // point of running under vm-run.
 func (s *session) end(st sandbox.Status, runErr error) error {
 	ev := audit.NewSessionEnd(st.ExitCode(), "", time.Since(s.start))
 	if st.Signal != 0 {
 		ev.Signal = unix.SignalName(unix.Signal(st.Signal))
+	}
+	if l := st.Limits; l.Any() {
+		ev.Limits = &audit.LimitHits{OOMKills: l.OOMKills, PidsMaxHits: l.PidsMax}
+		reportLimits(os.Stderr, st, s.limits, s.profile)
 	}
 	var se *sandbox.SetupError
 	switch {
@@ -81,6 +98,34 @@ func (s *session) end(st sandbox.Status, runErr error) error {
 	return nil
 }
 
+// reportLimits says which cgroup limits the sandbox reached, and where to
+// raise them (profile: "a profile that extends strict", or a file): a
+// command the OOM killer ended must not read as a mere "signal 9", nor a
+// failed fork as the command's own bug.
+func reportLimits(w io.Writer, st sandbox.Status, l cgroup.Limits, profile string) {
+	ev := st.Limits
+	if ev.OOMKills > 0 {
+		mem := cgroup.FormatBytes(l.Memory)
+		if st.OOMKilled() {
+			fmt.Fprintf(w, "vm-run: the command was killed by the kernel's OOM killer: the sandbox reached the profile's memory limit (%s)\n", mem)
+		} else {
+			fmt.Fprintf(w, "vm-run: the kernel's OOM killer killed %s in the sandbox: it reached the profile's memory limit (%s)\n", plural(ev.OOMKills, "process", "processes"), mem)
+		}
+		fmt.Fprintf(w, "vm-run: hint: raise limits.memory in %s, e.g. \"limits: {memory: 4GiB}\" or \"50%%\" of the host's\n", profile)
+	}
+	if ev.PidsMax > 0 {
+		fmt.Fprintf(w, "vm-run: the sandbox reached the profile's process limit (%d processes and threads): %s failed\n", l.Pids, plural(ev.PidsMax, "fork", "forks"))
+		fmt.Fprintf(w, "vm-run: hint: raise limits.pids in %s, e.g. \"limits: {pids: 2048}\"\n", profile)
+	}
+}
+
+func plural(n uint64, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
 func ledgerError(err error, path string) error {
 	return &sandbox.SetupError{Code: sandbox.ExitSetup, Op: "ledger", Msg: err.Error(),
 		Hint: fmt.Sprintf("nothing was started; check that %q is writable and its disk has space, or choose another with --ledger", path)}
@@ -95,7 +140,7 @@ func summary(s *sandbox.Spec) map[string]any {
 		names = append(names, k)
 	}
 	return map[string]any{
-		"namespaces": []string{"user", "network", "pid", "ipc", "uts", "mount"},
+		"namespaces": []string{"user", "network", "pid", "ipc", "uts", "mount", "cgroup"},
 		"uid":        s.UID,
 		"gid":        s.GID,
 		"loopback":   s.Loopback,
@@ -105,6 +150,7 @@ func summary(s *sandbox.Spec) map[string]any {
 		"keep":       s.Keep,
 		"overlay":    s.Overlay,
 		"rlimits":    s.Rlimits,
+		"cgroup":     s.Cgroup,
 		"env_names":  names,
 	}
 }

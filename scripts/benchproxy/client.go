@@ -135,7 +135,7 @@ func (s *session) send(method, params string) error {
 // await reads until the response to the last request sent.
 func (s *session) await(method string, other func(line []byte)) (json.RawMessage, error) {
 	for {
-		line, err := s.r.ReadSlice('\n')
+		line, err := s.readLine()
 		if err != nil {
 			return nil, s.errorf("read the answer to %s: %w", method, err)
 		}
@@ -158,6 +158,21 @@ func (s *session) await(method string, other func(line []byte)) (json.RawMessage
 		}
 		return m.Result, nil
 	}
+}
+
+// readLine reads one line, in the reader's buffer when it fits (no copy),
+// else in a buffer of its own.
+func (s *session) readLine() ([]byte, error) {
+	line, err := s.r.ReadSlice('\n')
+	if !errors.Is(err, bufio.ErrBufferFull) {
+		return line, err
+	}
+	long := append([]byte(nil), line...)
+	for errors.Is(err, bufio.ErrBufferFull) {
+		line, err = s.r.ReadSlice('\n')
+		long = append(long, line...)
+	}
+	return long, err
 }
 
 // callTool calls a tool and returns its text content, failing on a tool

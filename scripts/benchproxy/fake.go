@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 )
 
 // progressPrefix starts the notifications the client floods.
@@ -22,7 +23,9 @@ var progressPrefix = []byte(floodPrefix + `progress"`)
 //   - flood {count, size}: writes count notifications/message lines of size
 //     bytes each (newline included), then answers;
 //   - stats {}: answers with the number of notifications/progress received
-//     since the last stats.
+//     since the last stats;
+//   - big {size}: answers with one text content of size bytes;
+//   - echo {message}: answers "Echo: MESSAGE", as server-everything does.
 //
 // Everything the client sends is read in order, so stats answered after a
 // flood of notifications means every one of them has arrived.
@@ -39,7 +42,14 @@ func fakeServer(in io.Reader, out io.Writer) error {
 			return fmt.Errorf("read: %w", err)
 		}
 		if bytes.HasPrefix(line, progressPrefix) {
-			received++
+			// Parsed, as a real server parses every message.
+			var n struct {
+				Method string          `json:"method"`
+				Params json.RawMessage `json:"params"`
+			}
+			if json.Unmarshal(line, &n) == nil {
+				received++
+			}
 			continue
 		}
 		var m struct {
@@ -48,8 +58,9 @@ func fakeServer(in io.Reader, out io.Writer) error {
 			Params struct {
 				Name      string `json:"name"`
 				Arguments struct {
-					Count int `json:"count"`
-					Size  int `json:"size"`
+					Count   int    `json:"count"`
+					Size    int    `json:"size"`
+					Message string `json:"message"`
 				} `json:"arguments"`
 			} `json:"params"`
 		}
@@ -68,7 +79,9 @@ func fakeServer(in io.Reader, out io.Writer) error {
 		case "tools/list":
 			result = `{"tools":[` +
 				`{"name":"flood","inputSchema":{"type":"object"},"annotations":{"readOnlyHint":true}},` +
-				`{"name":"stats","inputSchema":{"type":"object"},"annotations":{"readOnlyHint":true}}]}`
+				`{"name":"stats","inputSchema":{"type":"object"},"annotations":{"readOnlyHint":true}},` +
+				`{"name":"echo","inputSchema":{"type":"object"},"annotations":{"readOnlyHint":true}},` +
+				`{"name":"big","inputSchema":{"type":"object"},"annotations":{"readOnlyHint":true}}]}`
 		case "tools/call":
 			switch m.Params.Name {
 			case "flood":
@@ -80,6 +93,10 @@ func fakeServer(in io.Reader, out io.Writer) error {
 			case "stats":
 				result = toolText(strconv.Itoa(received))
 				received = 0
+			case "echo":
+				result = toolText("Echo: " + m.Params.Arguments.Message)
+			case "big":
+				result = `{"content":[{"type":"text","text":"` + strings.Repeat("x", m.Params.Arguments.Size) + `"}]}`
 			default:
 				result = `{"isError":true,"content":[{"type":"text","text":"no such tool"}]}`
 			}

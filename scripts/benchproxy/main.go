@@ -20,6 +20,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -55,7 +56,10 @@ func main() {
 	flag.IntVar(&c.blocks, "blocks", 10, "latency blocks per variant")
 	flag.IntVar(&c.calls, "calls", 100, "calls per block")
 	flag.IntVar(&c.warmup, "warmup", 300, "untimed calls per variant first")
-	flag.IntVar(&c.repeats, "repeats", 3, "runs of each notification flood (the median is shown)")
+	flag.IntVar(&c.repeats, "repeats", 3, "runs of each notification flood, pipelined run and large result (the median is shown)")
+	flag.IntVar(&c.pipelineCalls, "pipeline-calls", 2000, "calls per pipelined run")
+	flag.StringVar(&c.sdkDir, "sdk", "", "the @modelcontextprotocol/sdk package directory (\"\": skip the TypeScript SDK client runs)")
+	flag.StringVar(&c.sdkClient, "sdk-client", "", "sdk/client.mjs of this program")
 	flag.Parse()
 	c.server = flag.Args()
 	if len(c.server) == 0 || c.ledgers == "" || c.workspace == "" {
@@ -77,6 +81,8 @@ type config struct {
 	ledgers, tmpfs, fake              string
 	server                            []string
 	blocks, calls, warmup, repeats    int
+	pipelineCalls                     int
+	sdkDir, sdkClient                 string
 }
 
 // vmRun returns the vm-run command line for server with its ledger at
@@ -135,6 +141,10 @@ func run(c *config) error {
 	}
 	printLatency(c, vs, disk, floor)
 
+	fmt.Println()
+	if err := throughput(c); err != nil {
+		return err
+	}
 	var floodMem *memory
 	if c.fake != "" {
 		fmt.Println()
@@ -143,6 +153,16 @@ func run(c *config) error {
 			return err
 		}
 		floodMem = &m
+		fmt.Println()
+		if err := bigResults(c); err != nil {
+			fmt.Printf("large results: %v\n", err)
+		}
+		if c.sdkDir != "" {
+			fmt.Println()
+			if err := sdkTraffic(c); err != nil {
+				fmt.Printf("TypeScript SDK client: %v\n", err)
+			}
+		}
 	}
 	fmt.Println()
 	printMemory(vs, floodMem)
@@ -363,6 +383,9 @@ func notifications(c *config) (memory, error) {
 			m := median(rates[i])
 			fmt.Printf("%-15s %8d %8d %-8s %12.0f %9.1f %9.2f\n", dir, f.size, f.count, name, m, m*float64(f.size)/1e6, m/base)
 		}
+		if ratio := median(rates[1]) / base; f.size == 256 {
+			fmt.Printf("target: %s flood >= %.1fx direct: %s (%.2fx)\n", dir, targetFlood, passMiss(ratio >= targetFlood), ratio)
+		}
 	}
 	mem, err := samp.end()
 	if err != nil {
@@ -379,7 +402,18 @@ func notifications(c *config) (memory, error) {
 func floodOnce(s *session, f floodSpec) (time.Duration, error) {
 	if f.toClient {
 		got, bytes := 0, 0
-		count := func(line []byte) { got++; bytes += len(line) }
+		// Every client parses what it receives; counting lines unparsed
+		// would make the direct path look faster than any client is.
+		count := func(line []byte) {
+			var m struct {
+				Method string          `json:"method"`
+				Params json.RawMessage `json:"params"`
+			}
+			if json.Unmarshal(line, &m) == nil && m.Method == "notifications/message" {
+				got++
+				bytes += len(line)
+			}
+		}
 		t0 := time.Now()
 		_, err := s.callTool("flood", fmt.Sprintf(`{"count":%d,"size":%d}`, f.count, f.size), count)
 		d := time.Since(t0)
