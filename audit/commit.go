@@ -20,6 +20,10 @@ type batch struct {
 	reqs     []request
 	size     int  // bytes of data in reqs
 	needSync bool // some request is not queued (see AppendQueued)
+	// attached counts the requests someone waits for; a batch of detached
+	// requests alone (see Enqueue) waits for company, or for lazyDelay.
+	attached int
+	born     time.Time
 
 	// Set by the writer; read by the appenders after done is closed.
 	seq0  uint64       // sequence number of reqs[0]
@@ -39,14 +43,21 @@ type request struct {
 	// queued requests are answered once written, without a sync of their
 	// own: the next sync makes them durable (see AppendQueued).
 	queued bool
+	// detached requests have no appender waiting for them (see Enqueue).
+	detached bool
 	// Set by the writer.
 	time time.Time
 	hash [hexLen]byte
 }
 
 func newBatch(capHint int) *batch {
-	return &batch{reqs: make([]request, 0, capHint), done: make(chan struct{})}
+	return &batch{reqs: make([]request, 0, capHint), done: make(chan struct{}), born: time.Now()}
 }
+
+// lazyDelay is how long records nobody waits for (Enqueue) may stay in
+// memory before they are written on their own: usually the next append
+// takes them along in its write, which saves a write of their own.
+const lazyDelay = 50 * time.Millisecond
 
 // finish answers every append of b with err, or with its record if err is
 // nil. After it, nothing but the appenders touches b.
@@ -71,19 +82,127 @@ func (l *Ledger) enqueue(r request) (*batch, int, error) {
 	}
 	i := len(b.reqs)
 	b.reqs = append(b.reqs, r)
-	b.waiting.Add(1)
+	if !r.detached {
+		b.waiting.Add(1)
+		b.attached++
+	}
 	b.size += len(r.data)
 	b.needSync = b.needSync || !r.queued
 	// The writer sleeps only when nothing is pending, or when it has all
 	// the batches in flight it may have or waits for appenders to wake up
-	// (see run), and then it looks again when that changes: only the
-	// first pending append needs to wake it.
-	wake := len(l.pending) == 1 && i == 0
+	// (see run), and then it looks again when that changes. A detached
+	// request does not wake it: it rides along with the next append, or
+	// goes after lazyDelay.
+	wake := !r.detached
 	l.qmu.Unlock()
 	if wake {
 		l.signal()
 	}
 	return b, i, nil
+}
+
+// enqueueAll adds appends to the open batch, or opens batches, under one
+// hold of the lock, so that the writer cannot take a batch between them:
+// they go out together. It returns each append's batch.
+func (l *Ledger) enqueueAll(rs []request) ([]*batch, error) {
+	l.qmu.Lock()
+	if l.closed {
+		l.qmu.Unlock()
+		return nil, ErrClosed
+	}
+	out := make([]*batch, len(rs))
+	for j, r := range rs {
+		b := l.open
+		if b == nil || len(b.reqs) >= maxBatch || b.size >= maxBatchBytes {
+			b = newBatch(max(l.batchHint, len(rs)))
+			l.pending = append(l.pending, b)
+			l.open = b
+		}
+		b.reqs = append(b.reqs, r)
+		b.waiting.Add(1)
+		b.attached++
+		b.size += len(r.data)
+		b.needSync = true
+		out[j] = b
+	}
+	l.qmu.Unlock()
+	l.signal()
+	return out, nil
+}
+
+// commitDirect writes and syncs r on the caller's goroutine when the ledger
+// is idle: the writer holds no file lock, nothing is in flight, and nothing
+// pending but records nobody waits for (Enqueue), which go along first. A
+// lone append then costs no hand-off to the writer and the syncer, which
+// is most of what it costs besides the sync on a loaded machine. ok is
+// false when the ledger is busy: the caller enqueues as usual, and appends
+// that arrive meanwhile do so too, and are committed together by the
+// writer once this one is done.
+func (l *Ledger) commitDirect(r request) (rec Record, ok bool, err error) {
+	if !l.wmu.TryLock() {
+		return Record{}, false, nil
+	}
+	defer l.wmu.Unlock()
+	if l.inflight.Load() != 0 {
+		return Record{}, false, nil
+	}
+	l.qmu.Lock()
+	if l.closed {
+		l.qmu.Unlock()
+		return Record{}, false, nil
+	}
+	var along []*batch
+	for _, pb := range l.pending {
+		if pb.attached != 0 {
+			l.qmu.Unlock()
+			return Record{}, false, nil
+		}
+	}
+	along, l.pending, l.open = l.pending, nil, nil
+	l.qmu.Unlock()
+
+	b := newBatch(1)
+	for _, pb := range along {
+		b.reqs = append(b.reqs, pb.reqs...)
+	}
+	i := len(b.reqs)
+	b.reqs = append(b.reqs, r)
+	err = l.commitNow(b)
+	for _, pb := range along {
+		pb.finish(err)
+	}
+	if err != nil {
+		return Record{}, true, err
+	}
+	return l.record(b, i), true, nil
+}
+
+// commitNow locks the file, writes b, syncs and unlocks. Call with wmu.
+func (l *Ledger) commitNow(b *batch) error {
+	if err := l.Err(); err != nil {
+		return err
+	}
+	if err := l.f.Lock(); err != nil {
+		return fmt.Errorf("lock ledger %q: %w", l.path, err)
+	}
+	err := l.writeBatch(b, true)
+	if err == nil {
+		// The sync covers what the writer wrote before, queued records
+		// included.
+		l.unsynced.Store(false)
+		if serr := l.f.Datasync(); serr != nil {
+			err = &WriteError{Path: l.path, Op: "fdatasync", Err: serr}
+			l.kill(err)
+		}
+	}
+	if uerr := l.f.Unlock(); uerr != nil {
+		werr := &WriteError{Path: l.path, Op: "unlock", Err: uerr}
+		l.kill(werr)
+		if err == nil {
+			err = werr
+		}
+	}
+	return err
 }
 
 // The writer keeps at most maxInflight batches written but not yet synced,
@@ -103,6 +222,9 @@ type writerState struct {
 	// answered are batches answered since the writer last found all of
 	// their appenders awake.
 	answered []*batch
+	// lazy is when the first pending batch, of detached records alone, is
+	// due to be written on its own (zero: no such batch waits).
+	lazy time.Time
 }
 
 // resume is called by an appender once it has its answer, or has given up
@@ -169,11 +291,22 @@ func (l *Ledger) run() {
 			l.unlock(&st)
 			continue
 		}
+		var due <-chan time.Time
+		var t *time.Timer
+		if !st.lazy.IsZero() {
+			t = time.NewTimer(time.Until(st.lazy))
+			due = t.C
+		}
 		select {
 		case <-l.wake:
 		case b := <-l.synced:
 			st.inflight--
+			l.inflight.Add(-1)
 			st.answered = append(st.answered, b)
+		case <-due:
+		}
+		if t != nil {
+			t.Stop()
 		}
 	}
 	// Close makes queued records durable, under the lock like any sync.
@@ -191,13 +324,24 @@ func (l *Ledger) take(st *writerState) (b *batch, closed bool) {
 	l.qmu.Lock()
 	n := len(l.pending)
 	closed = l.closed
+	st.lazy = time.Time{}
+	if n > 0 && !closed && l.pending[0].attached == 0 {
+		if due := l.pending[0].born.Add(lazyDelay); time.Now().Before(due) {
+			st.lazy = due
+			n = 0
+		}
+	}
 	l.qmu.Unlock()
 	if n == 0 {
 		return nil, closed
 	}
 	var err error
 	if err = l.Err(); err == nil && !st.locked {
+		// The right to write comes with the file lock, and goes with it
+		// (unlock): an appender committing directly holds it meanwhile.
+		l.wmu.Lock()
 		if err = l.f.Lock(); err != nil {
+			l.wmu.Unlock()
 			err = fmt.Errorf("lock ledger %q: %w", l.path, err)
 		} else {
 			st.locked, st.fresh = true, true
@@ -229,12 +373,14 @@ func (l *Ledger) write(b *batch, st *writerState) {
 	}
 	st.fresh = false
 	st.inflight++
+	l.inflight.Add(1)
 	st.held++
 	l.toSync <- b
 }
 
 func (l *Ledger) unlock(st *writerState) {
 	st.locked, st.held = false, 0
+	defer l.wmu.Unlock()
 	if err := l.f.Unlock(); err != nil {
 		// Other writers would wait forever on our lock: close the file,
 		// which drops it, and stop here.
@@ -249,11 +395,9 @@ func (l *Ledger) unlock(st *writerState) {
 func (l *Ledger) syncLoop(done chan<- struct{}) {
 	defer close(done)
 	var jobs []*batch
-	// unsynced says that queued records were written after the last sync.
-	unsynced := false
 	defer func() {
 		// Close makes queued records durable too.
-		if unsynced && l.Err() == nil {
+		if l.unsynced.Load() && l.Err() == nil {
 			if serr := l.f.Datasync(); serr != nil {
 				l.kill(&WriteError{Path: l.path, Op: "fdatasync", Err: serr})
 			}
@@ -282,9 +426,9 @@ func (l *Ledger) syncLoop(done chan<- struct{}) {
 		}
 		err := l.Err()
 		if !needSync {
-			unsynced = true
+			l.unsynced.Store(true)
 		} else if err == nil {
-			unsynced = false
+			l.unsynced.Store(false)
 			if serr := l.f.Datasync(); serr != nil {
 				werr := &WriteError{Path: l.path, Op: "fdatasync", Err: serr}
 				l.kill(werr)

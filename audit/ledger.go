@@ -75,7 +75,17 @@ type Ledger struct {
 	synced chan *batch // batches answered
 	dead   atomic.Pointer[error]
 
-	// Owned by the writer goroutine.
+	// wmu is the right to lock and write the file: the writer goroutine
+	// holds it while it holds the file lock, an appender that commits
+	// directly (commitDirect) while it does. inflight counts the batches
+	// the writer has written and not yet had synced.
+	wmu      sync.Mutex
+	inflight atomic.Int32
+	// unsynced: records nobody waits for were written after the last
+	// sync (Close syncs them).
+	unsynced atomic.Bool
+
+	// Owned by whoever holds wmu.
 	known    bool   // end, seq and prev describe the file
 	end      int64  // file size after our last write
 	seq      uint64 // sequence number of the last record
@@ -200,6 +210,93 @@ func (l *Ledger) AppendQueued(ctx context.Context, typ string, fields any) (Reco
 	return l.append(ctx, typ, fields, true)
 }
 
+// LogAll appends the events in order, like Log each, but hands them to the
+// writer together and waits once: they share a batch, and so a write and a
+// sync. It returns an error per event, nil where the event is on disk; an
+// event that cannot be encoded fails alone, a write or sync error fails all
+// that were in its batch.
+func (l *Ledger) LogAll(ctx context.Context, evs []Event) []error {
+	errs := make([]error, len(evs))
+	var reqs []request
+	var index []int // reqs[j] is evs[index[j]]
+	for k, ev := range evs {
+		typ := ev.EventType()
+		data, err := l.encode(ev)
+		if err == nil {
+			if n := l.overhead + len(typ) + len(data); n > MaxLineSize {
+				err = fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, n, MaxLineSize)
+			}
+		}
+		if err != nil {
+			errs[k] = fmt.Errorf("append %s to ledger %q: %w", typ, l.path, err)
+			continue
+		}
+		reqs = append(reqs, request{event: typ, data: data})
+		index = append(index, k)
+	}
+	if len(reqs) == 0 {
+		return errs
+	}
+	fail := func(err error) []error {
+		for _, k := range index {
+			errs[k] = fmt.Errorf("append %s to ledger %q: %w", evs[k].EventType(), l.path, err)
+		}
+		return errs
+	}
+	if err := ctx.Err(); err != nil {
+		return fail(err)
+	}
+	if err := l.Err(); err != nil {
+		return fail(err)
+	}
+	batches, err := l.enqueueAll(reqs)
+	if err != nil {
+		return fail(err)
+	}
+	for j, b := range batches {
+		select {
+		case <-b.done:
+			errs[index[j]] = b.err
+		case <-ctx.Done():
+			errs[index[j]] = fmt.Errorf("append to ledger %q: %w", l.path, ctx.Err())
+		}
+		l.resume(b)
+	}
+	return errs
+}
+
+// Enqueue appends like AppendQueued but returns at once, before the line is
+// even written: it goes out with the next batch the writer takes, and is
+// made durable by the next sync (of an Append, or Close). It fails at once
+// when the handle is dead or closed, or the record is malformed; a write
+// error after it returns kills the handle, and every later Append reports
+// it. For records that follow what they record and that no caller waits
+// on, such as the outcome of a call, whose answer need not wait for the
+// writer: under load, a write queued behind a sync in progress would hold
+// it up for that sync.
+func (l *Ledger) Enqueue(ctx context.Context, typ string, fields any) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("append %s to ledger %q: %w", typ, l.path, err)
+	}
+	if !validEventName(typ) || typ == EventGenesis || typ == EventRecovered {
+		return fmt.Errorf("append to ledger %q: %w %q", l.path, ErrEventName, typ)
+	}
+	data, err := l.encode(fields)
+	if err != nil {
+		return fmt.Errorf("append %s to ledger %q: %w", typ, l.path, err)
+	}
+	if n := l.overhead + len(typ) + len(data); n > MaxLineSize {
+		return fmt.Errorf("append %s to ledger %q: %w: %d bytes, limit %d", typ, l.path, ErrTooLarge, n, MaxLineSize)
+	}
+	if err := l.Err(); err != nil {
+		return err
+	}
+	if _, _, err := l.enqueue(request{event: typ, data: data, queued: true, detached: true}); err != nil {
+		return fmt.Errorf("append %s to ledger %q: %w", typ, l.path, err)
+	}
+	return nil
+}
+
 func (l *Ledger) append(ctx context.Context, typ string, fields any, queued bool) (Record, error) {
 	if err := ctx.Err(); err != nil {
 		return Record{}, fmt.Errorf("append %s to ledger %q: %w", typ, l.path, err)
@@ -216,6 +313,11 @@ func (l *Ledger) append(ctx context.Context, typ string, fields any, queued bool
 	}
 	if err := l.Err(); err != nil {
 		return Record{}, err
+	}
+	if !queued {
+		if rec, ok, err := l.commitDirect(request{event: typ, data: data}); ok {
+			return rec, err
+		}
 	}
 	b, i, err := l.enqueue(request{event: typ, data: data, queued: queued})
 	if err != nil {

@@ -62,8 +62,12 @@
 //     -32600 (with the id when it is readable, else null);
 //   - an id already in flight in the same direction: -32600;
 //   - an unknown method: -32601; unreadable params of a judged call: -32602;
-//   - a line over Config.MaxLine: discarded as it streams; from the client
-//     answered -32600 with id null, from the server dropped and logged;
+//   - a line over Config.MaxLine: discarded as it streams, and answered as
+//     soon as it crosses the limit, from its first bytes: a client request
+//     gets -32600 under its id (null when the id is not among them); the
+//     client request a server answer belongs to gets -32603 and the outcome
+//     too_large; when the id cannot be read, every waiting request does
+//     (toolong.go);
 //   - a malformed response, or a response to an id not in flight: dropped
 //     and logged (JSON-RPC never answers a response), except that the
 //     server's malformed answer to a pending request becomes -32603 for the
@@ -77,8 +81,9 @@
 // for its grace period, SIGTERM and SIGKILL) and forwards the server's
 // remaining output. A server that hangs holds only its own requests:
 // Config.CallTimeout, if set, answers them -32603 and sends the server
-// notifications/cancelled; the client's own cancellations are forwarded
-// and forget the request.
+// notifications/cancelled, counting from the request or from the server's
+// last progress notification for it (progress.go); the client's own
+// cancellations are forwarded and forget the request.
 //
 // # Roots
 //
@@ -91,17 +96,38 @@
 // links) is dropped, a kept one is sent as the URI of the directory it
 // really names, and an [audit.Roots] record of what was offered, kept and
 // dropped is on disk first. Every root the server was told becomes a base
-// ([policy.CallInfo].Bases): a relative path is judged against the
-// workspace and each base and must be allowed under all. While a roots/list
-// of the server awaits the client's answer, a relative path is refused with
-// a hint to retry or give an absolute one.
+// ([policy.CallInfo].Bases), as are directories inside the workspace named
+// on the server's command line (Config.Bases): a relative path is judged
+// against the workspace and each base and must be allowed under all.
+//
+// # Order
+//
+// Everything the client sends goes to the server in the client's order,
+// through the outbox (outbox.go); answers to the server's own requests do
+// not wait in it. A judged call waits there until its decision is durable.
+// A call with paths is judged only once every earlier call that may write
+// has been answered, a relative one only while no roots change is under
+// way, and new roots reach the server only once the relative calls judged
+// against the old ones have been answered (order.go): a client that does
+// not wait for its answers cannot slip a call between a link's move and
+// its use, or a path between two roots.
+//
+// # Embedded resources
+//
+// A resource the server embeds in a tool result, a prompt or a
+// resources/read answer is judged as a resources/read of its URI; an
+// answer that embeds a denied one is withheld, the requester gets the
+// denial, and the outcome is content_denied (embedded.go).
 //
 // # Ledger
 //
 // The [Recorder] gets an [audit.Decision] for each judged call (method,
 // tool, the arguments as sent, verdict, rule, reason, the paths the call
 // really leads to, latency) and returns only when it is durable; only then
-// is the call forwarded or the denial sent. The ledger alone redacts: it
+// is the call forwarded or the denial sent. A call alone is recorded on the
+// reader's goroutine; when the client has more waiting, the reader reads on
+// and one recording goroutine hands the decisions waiting to a
+// [BatchRecorder] together, so they share a sync (recording.go). The ledger alone redacts: it
 // stores secret arguments as hashes of their real values. If Record fails,
 // the call is denied with [policy.RuleLedger] and Config.OnRecorderError
 // hears of it. The [audit.Outcome] of an allowed call (status, size,
@@ -109,8 +135,11 @@
 // the requester gets -32603 instead of the answer.
 //
 // Memory is bounded by Config.MaxLine and Config.MaxPending, not by
-// traffic: lines are read through a fixed buffer, a line over the limit is
-// discarded as it streams, and a writer that blocks blocks its reader.
+// traffic: a line is held whole once (up to MaxLine), a line over the limit
+// is discarded as it streams, a writer that blocks blocks its reader, and
+// the outbox holds at most MaxPending messages. Writes are batched while
+// more input is already buffered: a flood costs a write per buffer, not per
+// message.
 //
 // # Log
 //

@@ -93,7 +93,7 @@ func (p *proxy) clientLine(ctx context.Context, line []byte) {
 		if m.method == "notifications/cancelled" {
 			p.cancelled(ctx, p.fromClient, m)
 		}
-		p.out.push(&outItem{line: line, ready: true, sent: p.forwarded})
+		p.out.push(&outItem{line: line, ready: true, sent: p.forwarded}, p.parked())
 	case msgRequest:
 		p.clientRequest(ctx, m, start)
 	}
@@ -136,7 +136,7 @@ func (p *proxy) clientRequest(ctx context.Context, m *message, start time.Time) 
 	call, args, governed, perr := callInfo(m)
 	if !governed {
 		it.ready = true
-		p.out.push(it)
+		p.out.push(it, p.parked())
 		return
 	}
 	job := &judgeJob{msg: message{method: m.method, id: pd.id}, key: key, call: call, args: clone(args),
@@ -144,7 +144,10 @@ func (p *proxy) clientRequest(ctx context.Context, m *message, start time.Time) 
 	if perr == nil {
 		job.paths, job.relative, job.writes = p.policy.Touches(call)
 	}
-	p.out.push(it)
+	if p.tryInline(ctx, job) {
+		return
+	}
+	p.out.push(it, p.parked())
 	p.schedule(ctx, job)
 }
 

@@ -29,7 +29,9 @@ type lineReader struct {
 }
 
 func newLineReader(r io.Reader, max int) *lineReader {
-	return &lineReader{br: bufio.NewReaderSize(r, 64<<10), max: max}
+	// As large as the pipes vm-run asks for: a large message arrives in
+	// few reads.
+	return &lineReader{br: bufio.NewReaderSize(r, 1<<20), max: max}
 }
 
 // next returns the next line without its newline (a final line without one
@@ -153,7 +155,7 @@ type lineWriter struct {
 }
 
 func newLineWriter(w io.Writer, c io.Closer) *lineWriter {
-	return &lineWriter{w: bufio.NewWriterSize(w, 64<<10), closer: c}
+	return &lineWriter{w: bufio.NewWriterSize(w, 256<<10), closer: c}
 }
 
 func (lw *lineWriter) writeLine(line []byte) error {
@@ -188,6 +190,18 @@ func (lw *lineWriter) batch(more bool) {
 	if !lw.closed && lw.err == nil && lw.w.Buffered() > 0 {
 		lw.err = lw.w.Flush()
 	}
+}
+
+// finish writes what is buffered, then closes like close: the orderly end
+// of a stream (the client's input ended and everything queued has gone).
+// Lines held back by batch would otherwise be lost.
+func (lw *lineWriter) finish() {
+	lw.mu.Lock()
+	if !lw.closed && lw.err == nil {
+		lw.err = lw.w.Flush()
+	}
+	lw.mu.Unlock()
+	lw.close()
 }
 
 // close stops further writes and closes the underlying stream if it has a

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/vm-run/vm-run/audit"
 	"github.com/vm-run/vm-run/policy"
 )
 
@@ -82,7 +83,32 @@ func (p *proxy) schedule(ctx context.Context, job *judgeJob) {
 		return
 	}
 	p.mu.Unlock()
-	p.judgeAndRecord(ctx, job)
+	p.judgeAndRecord(ctx, job, false)
+}
+
+// tryInline judges and records job on the reader's own goroutine, and
+// reports whether it did: when the client has sent nothing more yet and
+// nothing is queued for the server, there is nothing to overlap the ledger's
+// sync with, and handing the record to another goroutine would only add a
+// wake-up to every call (a call alone is where latency shows).
+//
+// A large call is always recorded inline, once what is queued before it has
+// gone: queued, it would have to be copied, and the proxy holds one large
+// message at a time.
+func (p *proxy) tryInline(ctx context.Context, job *judgeJob) bool {
+	switch {
+	case len(job.it.line) > outboxBytes/4 && !p.parked():
+		p.out.waitEmpty()
+	case !p.quiet.Load() || !p.out.empty():
+		return false
+	}
+	p.mu.Lock()
+	ok := len(p.order.parked) == 0 && p.mayJudgeLocked(job)
+	p.mu.Unlock()
+	if ok {
+		p.judgeAndRecord(ctx, job, true)
+	}
+	return ok
 }
 
 // mayJudgeLocked reports whether nothing in flight holds job back. Call with
@@ -99,8 +125,9 @@ func (p *proxy) mayJudgeLocked(job *judgeJob) bool {
 
 // judgeAndRecord judges a call and sends its record to the ledger; the
 // call leaves the outbox once the record is durable, or is answered with a
-// denial.
-func (p *proxy) judgeAndRecord(ctx context.Context, job *judgeJob) {
+// denial. inline: the call is not in the outbox yet, and the record is
+// made on this goroutine (tryInline).
+func (p *proxy) judgeAndRecord(ctx context.Context, job *judgeJob, inline bool) {
 	p.mu.Lock()
 	live := p.fromClient[job.key] == job.pd
 	p.mu.Unlock()
@@ -110,19 +137,51 @@ func (p *proxy) judgeAndRecord(ctx context.Context, job *judgeJob) {
 		return
 	}
 	d := p.judge(&job.msg, "client", job.call, job.args, job.perr, job.start)
+	if inline {
+		p.recordInline(ctx, job, d)
+		return
+	}
 	if !d.Allowed() {
 		// Nothing to forward: the denial waits for its record alone.
 		p.out.finish(job.it, true)
 		p.take(p.fromClient, job.key)
-		p.recorders.Add(1)
-		go func() {
-			defer p.recorders.Done()
-			p.record(ctx, &d)
-			p.deny(job.msg.method, job.pd.id, d, job.perr)
-		}()
+		p.recordAsync(ctx, &d, func() { p.deny(job.msg.method, job.pd.id, d, job.perr) })
 		return
 	}
 	job.pd.decision = &d
+	p.count(job)
+	p.recordAsync(ctx, job.pd.decision, func() {
+		if job.pd.decision.Allowed() {
+			p.out.finish(job.it, false)
+			return
+		}
+		// The ledger failed: the call does not go.
+		p.out.finish(job.it, true)
+		if p.take(p.fromClient, job.key) == job.pd {
+			p.deny(job.msg.method, job.pd.id, *job.pd.decision, nil)
+		}
+	})
+}
+
+// recordInline is judgeAndRecord's end for a call not in the outbox.
+func (p *proxy) recordInline(ctx context.Context, job *judgeJob, d audit.Decision) {
+	if d.Allowed() {
+		p.count(job)
+	}
+	job.pd.decision = &d
+	p.record(ctx, job.pd.decision)
+	if job.pd.decision.Allowed() {
+		job.it.ready = true
+		p.out.push(job.it, true) // the queue is empty: written at once
+		return
+	}
+	if p.take(p.fromClient, job.key) == job.pd {
+		p.deny(job.msg.method, job.pd.id, *job.pd.decision, job.perr)
+	}
+}
+
+// count enters an allowed call in orderState.
+func (p *proxy) count(job *judgeJob) {
 	p.mu.Lock()
 	if job.writes {
 		job.pd.writes = true
@@ -133,20 +192,13 @@ func (p *proxy) judgeAndRecord(ctx context.Context, job *judgeJob) {
 		p.order.relative++
 	}
 	p.mu.Unlock()
-	p.recorders.Add(1)
-	go func() {
-		defer p.recorders.Done()
-		p.record(ctx, job.pd.decision)
-		if job.pd.decision.Allowed() {
-			p.out.finish(job.it, false)
-			return
-		}
-		// The ledger failed: the call does not go.
-		p.out.finish(job.it, true)
-		if p.take(p.fromClient, job.key) == job.pd {
-			p.deny(job.msg.method, job.pd.id, *job.pd.decision, nil)
-		}
-	}()
+}
+
+// parked reports whether calls wait to be judged.
+func (p *proxy) parked() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.order.parked) > 0
 }
 
 // leftLocked notes that a client request left the table (answered, timed
@@ -218,7 +270,7 @@ func (p *proxy) release() {
 		p.order.parked[0] = nil
 		p.order.parked = p.order.parked[1:]
 		p.mu.Unlock()
-		p.judgeAndRecord(p.ctx, job)
+		p.judgeAndRecord(p.ctx, job, false)
 		p.mu.Lock()
 	}
 	p.order.releasing = false

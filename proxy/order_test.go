@@ -84,3 +84,32 @@ func TestRootsHeldWhileRelativeInFlight(t *testing.T) {
 		t.Errorf("server got %q, want the roots once the read was answered", got)
 	}
 }
+
+// TestAnswersPassParkedCalls: while a call is parked behind a write, the
+// client's answer to a request the server makes during that write reaches
+// the server (it is what the write may be waiting for).
+func TestAnswersPassParkedCalls(t *testing.T) {
+	ws, _ := rootsWorkspace(t)
+	pol, err := parsePolicy([]byte("default_action: allow\n"), "order.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := startHarness(t, Config{Policy: pol, Workspace: ws})
+	h.client(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"write_file","arguments":{"path":"` + ws + `/docs/a","content":"x"}}}`)
+	h.serverGot()
+	h.client(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"read_text_file","arguments":{"path":"` + ws + `/docs/a"}}}`)
+	h.wantNothing("the read waits for the write")
+	h.server(`{"jsonrpc":"2.0","id":"e1","method":"elicitation/create","params":{"message":"ok?","requestedSchema":{"type":"object","properties":{}}}}`)
+	if got := h.clientGot(); !strings.Contains(got, "elicitation/create") {
+		t.Fatalf("client got %q, want the elicitation", got)
+	}
+	h.client(`{"jsonrpc":"2.0","id":"e1","result":{"action":"accept","content":{}}}`)
+	if got := h.serverGot(); !strings.Contains(got, `"id":"e1"`) {
+		t.Fatalf("server got %q, want the client's answer to its elicitation", got)
+	}
+	h.server(`{"jsonrpc":"2.0","id":1,"result":{"content":[]}}`)
+	h.clientGot()
+	if got := h.serverGot(); !strings.Contains(got, `"id":2`) {
+		t.Errorf("server got %q, want the read once the write was answered", got)
+	}
+}

@@ -31,6 +31,7 @@ type outbox struct {
 	mu       sync.Mutex
 	room     sync.Cond // signalled when items shrink or draining ends
 	items    []*outItem
+	bytes    int // of the copied lines in items
 	max      int
 	draining bool
 	closed   bool
@@ -48,22 +49,34 @@ type outItem struct {
 	sent func(err error)
 }
 
+// outboxBytes bounds the messages the outbox holds copies of: beyond it,
+// the reader waits until the queue has drained, so that the proxy holds
+// one large message at a time (the one being read), plus this.
+const outboxBytes = 4 << 20
+
 func newOutbox(max int, write func([]byte) error) *outbox {
 	o := &outbox{write: write, max: max}
 	o.room.L = &o.mu
 	return o
 }
 
-// push appends it to the queue, waiting while the queue is full. A ready
-// item pushed onto an empty queue is written at once by the caller, and its
-// line is not copied: the caller's buffer is still valid.
-func (o *outbox) push(it *outItem) {
+// push appends it to the queue, waiting while the queue is full unless
+// nowait. A ready item pushed onto an empty queue is written at once by the
+// caller, and its line is not copied: the caller's buffer is still valid.
+//
+// The proxy passes nowait while calls are parked (order.go): one of them
+// may wait for an answer only the client's reader can pass on (say, to an
+// elicitation the server made while running an earlier write), and a
+// reader waiting for room would never read it. Requests are bounded then by
+// Config.MaxPending all the same.
+func (o *outbox) push(it *outItem, nowait bool) {
 	o.mu.Lock()
-	for len(o.items) >= o.max {
+	for !nowait && (len(o.items) >= o.max || len(o.items) > 0 && o.bytes+len(it.line) > outboxBytes) {
 		o.room.Wait()
 	}
 	if !(it.ready && len(o.items) == 0 && !o.draining) {
 		it.line = clone(it.line)
+		o.bytes += len(it.line)
 	}
 	o.items = append(o.items, it)
 	o.drainLocked()
@@ -90,6 +103,7 @@ func (o *outbox) drainLocked() {
 		it := o.items[0]
 		o.items[0] = nil
 		o.items = o.items[1:]
+		o.bytes -= len(it.line)
 		o.room.Broadcast()
 		o.mu.Unlock()
 		if !it.drop {
@@ -122,4 +136,21 @@ func (o *outbox) close(f func()) {
 	o.onEmpty = f
 	o.drainLocked()
 	o.mu.Unlock()
+}
+
+// waitEmpty waits until nothing is queued or being written. Not while
+// calls are parked: see push.
+func (o *outbox) waitEmpty() {
+	o.mu.Lock()
+	for len(o.items) > 0 || o.draining {
+		o.room.Wait()
+	}
+	o.mu.Unlock()
+}
+
+// empty reports whether nothing is queued or being written.
+func (o *outbox) empty() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.items) == 0 && !o.draining
 }

@@ -133,6 +133,9 @@ type proxy struct {
 	out *outbox
 	// recorders counts the goroutines recording client decisions.
 	recorders sync.WaitGroup
+	recq      recQueue
+	// quiet: the client's reader has no more input buffered (tryInline).
+	quiet atomic.Bool
 
 	mu         sync.Mutex
 	fromClient map[string]*pending // client requests awaiting the server
@@ -215,6 +218,7 @@ func (p *proxy) pumpClient(ctx context.Context, client io.Reader) {
 			break
 		}
 		more := r.buffered()
+		p.quiet.Store(!more)
 		p.toServer.batch(more)
 		switch {
 		case tooLong:
@@ -229,15 +233,21 @@ func (p *proxy) pumpClient(ctx context.Context, client io.Reader) {
 	}
 	p.toServer.batch(false)
 	// The server's input closes once everything queued for it has gone.
-	p.out.close(p.clientClosed)
+	p.out.close(func() { p.clientClosed(true) })
 }
 
-// clientClosed runs once when the client is gone: at its EOF, or when
-// writing to it fails.
-func (p *proxy) clientClosed() {
+// clientClosed runs once when the client is gone: at its EOF (orderly:
+// what is buffered for the server is written first), or when writing to
+// it fails (not orderly: the server's input closes at once, since a
+// server that no longer reads would block a flush for ever).
+func (p *proxy) clientClosed(orderly bool) {
 	p.closeOnce.Do(func() {
 		p.clientGone.Store(true)
-		p.toServer.close()
+		if orderly {
+			p.toServer.finish()
+		} else {
+			p.toServer.close()
+		}
 		if p.cfg.ClientClosed != nil {
 			p.cfg.ClientClosed()
 		}
@@ -290,7 +300,7 @@ func (p *proxy) sendClient(line []byte) {
 			if !p.clientEOF.Load() {
 				p.logf("write to client: %v; treating the client as gone", err)
 			}
-			p.clientClosed()
+			p.clientClosed(false)
 		}
 	}
 }

@@ -23,8 +23,19 @@ type Recorder interface {
 	Queue(ctx context.Context, ev audit.Event) error
 }
 
+// BatchRecorder is a Recorder that can make several records durable at
+// once. When the decisions of concurrent calls wait together, the proxy
+// hands them over in one RecordAll, so that they share a write and a sync.
+type BatchRecorder interface {
+	Recorder
+	// RecordAll makes evs durable, in order, as Record each would, and
+	// returns an error per event (nil where it is durable).
+	RecordAll(ctx context.Context, evs []audit.Event) []error
+}
+
 // Ledger returns the Recorder that appends to l: Record is [audit.Ledger.Log]
-// (synced), Queue is [audit.Ledger.AppendQueued] (synced by the next record).
+// (synced), Queue is [audit.Ledger.Enqueue] (written with the next batch,
+// synced by the next record, never waited on).
 func Ledger(l *audit.Ledger) Recorder { return ledgerRecorder{l} }
 
 type ledgerRecorder struct{ l *audit.Ledger }
@@ -34,9 +45,12 @@ func (r ledgerRecorder) Record(ctx context.Context, ev audit.Event) error {
 	return err
 }
 
+func (r ledgerRecorder) RecordAll(ctx context.Context, evs []audit.Event) []error {
+	return r.l.LogAll(ctx, evs)
+}
+
 func (r ledgerRecorder) Queue(ctx context.Context, ev audit.Event) error {
-	_, err := r.l.AppendQueued(ctx, ev.EventType(), ev)
-	return err
+	return r.l.Enqueue(ctx, ev.EventType(), ev)
 }
 
 // Discard is a Recorder that keeps nothing, for running without a ledger.

@@ -7,11 +7,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/vm-run/vm-run/profiles"
 	"github.com/vm-run/vm-run/sandbox"
@@ -254,16 +258,29 @@ func (b *box) probeUnder(t *testing.T, p *profiles.Profile, args ...string) *san
 // forkProbe starts n sleeps, retrying a refused fork (EAGAIN) until none
 // has succeeded for two seconds, and prints how many it started and how
 // many times it was refused. The sleeps die with the sandbox.
+//
+// The probe is a Go program inside the cgroup it fills, so it must never
+// need a new OS thread once the cgroup is full: a failed pthread_create
+// aborts the runtime. It therefore runs on one P with the collector off,
+// forks with a raw clone (no scheduler hand-off while it waits), and
+// starts a few threads up front that the runtime keeps idle and reuses
+// for the hand-offs its few ordinary system calls (the final write) may
+// still cause.
 func forkProbe(n int) int {
+	warmThreads(8)
+	runtime.GOMAXPROCS(1)
+	debug.SetGCPercent(-1)
+	argv0, _ := syscall.BytePtrFromString("/bin/sleep")
+	argv, _ := syscall.SlicePtrFromStrings([]string{"/bin/sleep", "60"})
+	envv, _ := syscall.SlicePtrFromStrings(nil)
 	started, refused := 0, 0
 	last := time.Now()
 	for started < n && time.Since(last) < 2*time.Second {
-		err := exec.Command("/bin/sleep", "60").Start()
-		switch {
-		case err == nil:
+		switch err := rawSpawn(argv0, &argv[0], &envv[0]); err {
+		case 0:
 			started++
 			last = time.Now()
-		case errors.Is(err, syscall.EAGAIN):
+		case syscall.EAGAIN:
 			refused++
 			time.Sleep(time.Millisecond)
 		default:
@@ -273,6 +290,35 @@ func forkProbe(n int) int {
 	}
 	fmt.Printf("started %d refused %d\n", started, refused)
 	return 0
+}
+
+// rawSpawn forks with clone(SIGCHLD) and execs argv0 in the child, which
+// makes raw system calls only: after fork(2) the child has one thread and
+// must not enter the Go runtime. The child exits 127 if the exec fails.
+func rawSpawn(argv0 *byte, argv, envv **byte) syscall.Errno {
+	pid, _, err := syscall.RawSyscall6(syscall.SYS_CLONE, uintptr(syscall.SIGCHLD), 0, 0, 0, 0, 0)
+	if err != 0 {
+		return err
+	}
+	if pid == 0 {
+		syscall.RawSyscall(syscall.SYS_EXECVE, uintptr(unsafe.Pointer(argv0)), uintptr(unsafe.Pointer(argv)), uintptr(unsafe.Pointer(envv)))
+		syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 127, 0, 0)
+	}
+	return 0
+}
+
+// warmThreads makes the runtime start n OS threads, n goroutines blocked
+// in a system call at once, which it then keeps idle for later use.
+func warmThreads(n int) {
+	runtime.GOMAXPROCS(n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			ts := syscall.Timespec{Nsec: int64(20 * time.Millisecond)}
+			syscall.Syscall(syscall.SYS_NANOSLEEP, uintptr(unsafe.Pointer(&ts)), 0, 0)
+		})
+	}
+	wg.Wait()
 }
 
 // TestCgroupRemovedAfterSetupError: a sandbox whose command cannot start

@@ -93,6 +93,9 @@ func (r *runCmd) Run(stdout io.Writer) error {
 			return err
 		}
 		stdio = pipes.server()
+		// The client's pipes too, where they are pipes.
+		growPipe(os.Stdin)
+		growPipe(os.Stdout)
 	}
 	l, pending, sess, err := r.begin(ws, who, stdio)
 	if err != nil {

@@ -96,7 +96,10 @@ func fakeServer(in io.Reader, out io.Writer) error {
 			case "echo":
 				result = toolText("Echo: " + m.Params.Arguments.Message)
 			case "big":
-				result = `{"content":[{"type":"text","text":"` + strings.Repeat("x", m.Params.Arguments.Size) + `"}]}`
+				if n := m.Params.Arguments.Size; len(bigResult) != n {
+					bigResult = `{"content":[{"type":"text","text":"` + strings.Repeat("x", n) + `"}]}`
+				}
+				result = bigResult
 			default:
 				result = `{"isError":true,"content":[{"type":"text","text":"no such tool"}]}`
 			}
@@ -107,12 +110,20 @@ func fakeServer(in io.Reader, out io.Writer) error {
 			}
 			continue
 		}
-		fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":%s}`+"\n", m.ID, result)
+		w.WriteString(`{"jsonrpc":"2.0","id":`)
+		w.Write(m.ID)
+		w.WriteString(`,"result":`)
+		w.WriteString(result)
+		w.WriteString("}\n")
 		if err := w.Flush(); err != nil {
 			return fmt.Errorf("write: %w", err)
 		}
 	}
 }
+
+// bigResult is the last big result, kept: building it anew for every call
+// would be most of what a large-result benchmark measures.
+var bigResult string
 
 func toolText(s string) string {
 	return `{"content":[{"type":"text","text":` + strconv.Quote(s) + `}]}`
