@@ -2,6 +2,12 @@
 # what is missing first (scripts/setup.sh).
 
 GO        ?= go
+# A Go unpacked from go.dev's archive may not be on PATH yet; one on PATH
+# wins. go.mod names the oldest Go that builds vm-run: an older go command
+# (1.21 or later, as Debian's backports and Ubuntu ship) fetches it from the
+# Go module proxy, which distributions' own default (local) would refuse.
+export PATH := $(PATH):/usr/local/go/bin
+export GOTOOLCHAIN ?= auto
 BIN       := bin/vm-run
 VERSION   := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 # Static: libseccomp.a and glibc linked in; pure-Go user and DNS lookups so

@@ -30,6 +30,8 @@ type Verdict string
 const (
 	VerdictAllow Verdict = "allow"
 	VerdictDeny  Verdict = "deny"
+	// VerdictWouldDeny: observe mode forwarded a call the policy denies.
+	VerdictWouldDeny Verdict = "would_deny"
 )
 
 // Event is a value that knows its event type; see [Ledger.Log].
@@ -137,8 +139,9 @@ type Decision struct {
 	URI string `json:"uri,omitempty"`
 }
 
-// Allowed reports whether the call may go ahead.
-func (d Decision) Allowed() bool { return d.Verdict == VerdictAllow }
+// Allowed reports whether the call may go ahead: allowed, or denied by a
+// policy in observe mode (would_deny), which forwards it.
+func (d Decision) Allowed() bool { return d.Verdict == VerdictAllow || d.Verdict == VerdictWouldDeny }
 
 // EventType implements [Event].
 func (Decision) EventType() string { return EventDecision }

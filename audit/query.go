@@ -156,13 +156,18 @@ type Stats struct {
 	Verdicts map[string]int           `json:"verdicts"`
 	Sessions map[string]*SessionStats `json:"sessions"`
 	Tools    map[string]*ToolStats    `json:"tools"`
+
+	argv map[string][]string // commands by session, from session_start
 }
 
 // SessionStats aggregates the records of one session.
 type SessionStats struct {
-	Session   string    `json:"session"`
-	Host      string    `json:"host"`
-	Profile   string    `json:"profile"`
+	Session string `json:"session"`
+	Host    string `json:"host"`
+	Profile string `json:"profile"`
+	// Argv is the command the session ran, from its session_start record
+	// (empty when the filter or the ledger left that record out).
+	Argv      []string  `json:"argv,omitempty"`
 	First     time.Time `json:"first"`
 	Last      time.Time `json:"last"`
 	Records   int       `json:"records"`
@@ -176,7 +181,8 @@ type ToolStats struct {
 	Decisions int            `json:"decisions"`
 	Allowed   int            `json:"allowed"`
 	Denied    int            `json:"denied"`
-	DenyRules map[string]int `json:"deny_rules"` // denials by rule
+	WouldDeny int            `json:"would_deny,omitempty"` // observe mode
+	DenyRules map[string]int `json:"deny_rules"`           // denials by rule
 }
 
 // NewStats returns empty Stats.
@@ -197,11 +203,12 @@ func (s *Stats) Add(r Record) {
 	s.Events[r.Event]++
 	ss := s.Sessions[r.Session]
 	if ss == nil {
-		ss = &SessionStats{Session: r.Session, Host: r.Host, Profile: r.Profile, First: r.Time}
+		ss = &SessionStats{Session: r.Session, Host: r.Host, Profile: r.Profile, First: r.Time, Argv: s.argv[r.Session]}
 		s.Sessions[r.Session] = ss
 	}
 	ss.Records++
 	ss.Last = r.Time
+	s.Command(r)
 	d, ok := r.DecisionFields()
 	if !ok || r.Event != EventDecision {
 		return
@@ -221,6 +228,28 @@ func (s *Stats) Add(r Record) {
 		ts.Denied++
 		ss.Denied++
 		ts.DenyRules[d.Rule]++
+	case VerdictWouldDeny:
+		ts.WouldDeny++
+	}
+}
+
+// Command notes the command of r's session if r is its session_start.
+// Add does so for the records it counts; a reader that filters records
+// may pass it the others, so that sessions still show their command.
+func (s *Stats) Command(r Record) {
+	if r.Event != EventSessionStart {
+		return
+	}
+	st, err := ReadEvent[SessionStart](r)
+	if err != nil {
+		return
+	}
+	if s.argv == nil {
+		s.argv = map[string][]string{}
+	}
+	s.argv[r.Session] = st.Argv
+	if ss := s.Sessions[r.Session]; ss != nil {
+		ss.Argv = st.Argv
 	}
 }
 

@@ -343,22 +343,38 @@ func (c *compiled) vetoed(m *compiledMatcher, call CallInfo) (string, bool) {
 // the item; otherwise an allow matcher naming it, or an allow default, keeps
 // it.
 func (p *Policy) Visible(kind Kind, name string, ann *ToolAnnotations) bool {
+	ok, _ := p.VisibleRule(kind, name, ann)
+	return ok
+}
+
+// VisibleRule is [Policy.Visible], and when the item is hidden the id of
+// the rule that hides it: a deny rule's, or RuleDefault when no allow
+// matcher keeps it.
+func (p *Policy) VisibleRule(kind Kind, name string, ann *ToolAnnotations) (bool, string) {
+	ok, rule := p.visible(kind, name, ann)
+	if !ok && rule == "" {
+		rule = RuleDefault
+	}
+	return ok, rule
+}
+
+func (p *Policy) visible(kind Kind, name string, ann *ToolAnnotations) (bool, string) {
 	c, err := p.compiled()
 	if err != nil {
-		return false
+		return false, ""
 	}
 	call := CallInfo{Kind: kind, Name: name, Annotations: ann}
 	if kind == KindResource {
 		norm, err := NormalizeURI(name)
 		if err != nil {
-			return false
+			return false, RuleURI
 		}
 		call.Name, name = norm, norm
 	}
 	for i := range c.deny {
 		m := &c.deny[i]
 		if m.kind == kind && len(m.paths) == 0 && len(m.args) == 0 && c.nameMatches(m, name) {
-			return false
+			return false, m.rule.ID
 		}
 	}
 	vetoed := false
@@ -368,9 +384,9 @@ func (p *Policy) Visible(kind Kind, name string, ann *ToolAnnotations) bool {
 			continue
 		}
 		if _, v := c.vetoed(m, call); !v {
-			return true
+			return true, ""
 		}
 		vetoed = true
 	}
-	return c.defaults[kind] == Allow && !vetoed
+	return c.defaults[kind] == Allow && !vetoed, ""
 }

@@ -26,6 +26,13 @@
 // Each rule remembers the file it comes from (Rule.Origin), which
 // `vm-run profiles show` prints.
 //
+// # Observe mode
+//
+// A policy whose mode is observe ([Mode]) is judged as ever, but the proxy
+// forwards what it denies and records it as would_deny, with the rule:
+// the learn-then-enforce workflow, ending in [Generate]. Observe relaxes,
+// so it cannot follow an explicit "mode: enforce" anywhere before it.
+//
 // # Paths
 //
 // A path argument is judged by where it really leads when the call is

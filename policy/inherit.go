@@ -22,7 +22,9 @@ import (
 //     reading docs/ means that, not "strict's reads plus docs/"; an unset
 //     default_action is deny;
 //   - classes add up (tools and path arguments are added, read_only once
-//     set stays set), so a child can use its parent's.
+//     set stays set), so a child can use its parent's;
+//   - an unset mode is inherited, and observe cannot follow an explicit
+//     enforce ([Mode]).
 //
 // A nil over is no section: base is in force as it is. Neither argument is
 // changed. The result is not compiled.
@@ -37,6 +39,12 @@ func Inherit(base, over *Policy) (*Policy, error) {
 	out := over.clone()
 	if base == nil {
 		return out, nil
+	}
+	switch {
+	case over.Mode == "":
+		out.Mode = base.Mode
+	case over.Mode == ModeObserve && base.Mode == ModeEnforce:
+		return nil, fmt.Errorf("mode: observe: an inherited policy says mode: enforce%s, which a later one cannot relax", originNote(" in", ruleOrigin(base)))
 	}
 	var inherited []Rule
 	for _, r := range base.Rules {
@@ -58,6 +66,16 @@ func Inherit(base, over *Policy) (*Policy, error) {
 	return out, nil
 }
 
+// ruleOrigin is where p's rules come from, if they say.
+func ruleOrigin(p *Policy) string {
+	for _, r := range p.Rules {
+		if r.Origin != "" {
+			return r.Origin
+		}
+	}
+	return ""
+}
+
 func originNote(prep, origin string) string {
 	if origin == "" {
 		return ""
@@ -68,7 +86,7 @@ func originNote(prep, origin string) string {
 // clone returns a copy of p that shares no slice or map with it, without
 // its compiled form.
 func (p *Policy) clone() *Policy {
-	out := &Policy{DefaultAction: p.DefaultAction, Defaults: maps.Clone(p.Defaults), Classes: maps.Clone(p.Classes)}
+	out := &Policy{Mode: p.Mode, DefaultAction: p.DefaultAction, Defaults: maps.Clone(p.Defaults), Classes: maps.Clone(p.Classes)}
 	for _, r := range p.Rules {
 		r.Allow, r.Deny = slices.Clone(r.Allow), slices.Clone(r.Deny)
 		out.Rules = append(out.Rules, r)
@@ -112,6 +130,9 @@ func (p *Policy) Describe() string {
 	fmt.Fprintf(&b, "default: %s", def)
 	for _, k := range slices.Sorted(maps.Keys(p.Defaults)) {
 		fmt.Fprintf(&b, ", %s: %s", k, p.Defaults[k])
+	}
+	if p.Observing() {
+		b.WriteString("; mode: observe (denials are recorded as would_deny, not enforced)")
 	}
 	b.WriteString("\n")
 	for _, r := range p.Rules {

@@ -52,6 +52,8 @@ const (
 // schema; build one with [DecodePolicy], [Strict] or a literal followed by
 // [Policy.Compile].
 type Policy struct {
+	// Mode is enforce (the default) or observe; see [Mode].
+	Mode Mode `yaml:"mode,omitempty" json:"mode,omitempty"`
 	// DefaultAction applies when no rule matches; empty means deny.
 	DefaultAction Action `yaml:"default_action,omitempty" json:"default_action,omitempty"`
 	// Defaults overrides DefaultAction for one kind.
@@ -61,6 +63,40 @@ type Policy struct {
 	Rules   []Rule           `yaml:"rules,omitempty" json:"rules,omitempty"`
 
 	c *compiled // set by Compile
+}
+
+// Mode says whether a policy's denials take effect.
+//
+// In observe mode the proxy forwards every call the policy denies and
+// records its decision as it would have been (verdict would_deny, with
+// the rule), and lists stay unfiltered: the learn-then-enforce workflow,
+// followed by `vm-run policy generate`. Everything else holds as in
+// enforce mode: the kernel sandbox, the ownership of roots, malformed
+// requests refused, and nothing forwarded that the ledger did not record.
+//
+// Observe relaxes, so configuration can only choose it where nothing
+// before it said enforce: an explicit "mode: enforce" in a profile binds
+// every profile, --policy file and --observe flag after it ([Inherit],
+// [Policy.Observe]). An unset mode is inherited.
+type Mode string
+
+// Modes.
+const (
+	ModeEnforce Mode = "enforce"
+	ModeObserve Mode = "observe"
+)
+
+// Observing reports whether p is in observe mode.
+func (p *Policy) Observing() bool { return p != nil && p.Mode == ModeObserve }
+
+// Observe switches p to observe mode, as the --observe flag does, unless
+// p says mode: enforce. p must be compiled again after.
+func (p *Policy) Observe() error {
+	if p.Mode == ModeEnforce {
+		return errors.New("the profile's tool policy says mode: enforce, which observe mode cannot relax; use a profile without it to observe a session")
+	}
+	p.Mode = ModeObserve
+	return nil
 }
 
 // Class is a named set of tools, such as "read" and "write".

@@ -171,9 +171,16 @@ func (d *policyDecoder) policy(n *yaml.Node) (*Policy, error) {
 	}
 	// Classes first: whether "read(...)" names a class depends on them.
 	var rulesNode *yaml.Node
-	err := d.mapping(n, "tools", []string{"default_action", "defaults", "classes", "rules"}, func(k, v *yaml.Node) error {
+	err := d.mapping(n, "tools", []string{"mode", "default_action", "defaults", "classes", "rules"}, func(k, v *yaml.Node) error {
 		var err error
 		switch k.Value {
+		case "mode":
+			var s string
+			if s, err = d.str(v, "mode"); err == nil {
+				if p.Mode = Mode(s); p.Mode != ModeEnforce && p.Mode != ModeObserve {
+					err = d.errorf(v, "mode: %q: want enforce or observe", s)
+				}
+			}
 		case "default_action":
 			p.DefaultAction, err = d.action(v, "default_action")
 		case "defaults":

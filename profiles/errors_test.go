@@ -211,7 +211,7 @@ func TestLoadErrors(t *testing.T) {
 		{"null that removes nothing", map[string]string{"p.yaml": "extends: strict\nlimits:\n  nproc: ~\n"},
 			nil, `D/p.yaml:3:10: limits.nproc: null removes an inherited value, but none is inherited`},
 		{"extends an unknown name", map[string]string{"p.yaml": "extends: nosuch\n"},
-			nil, `D/p.yaml:1:10: extends: profile not found: "nosuch" (searched D/user, the built-ins (dev, standard, strict))`},
+			nil, `D/p.yaml:1:10: extends: profile not found: "nosuch" (searched D/user, the built-ins (dev, server-everything, server-fetch, server-filesystem, server-git, server-memory, server-sequential-thinking, server-time, standard, strict))`},
 		{"extends a missing file", map[string]string{"p.yaml": "extends: ./base.yaml\n"},
 			nil, `D/p.yaml:1:10: extends: open profile "D/base.yaml": no such file or directory`},
 		{"extends a directory", map[string]string{"p.yaml": "extends: sub.yaml\n", "sub.yaml/x": ""},

@@ -198,7 +198,7 @@ func fmtLimits(l Limits) string {
 }
 
 func TestBuiltins(t *testing.T) {
-	if got, want := builtinNames(), []string{"dev", "standard", "strict"}; !slices.Equal(got, want) {
+	if got, want := builtinNames(), []string{"dev", "server-everything", "server-fetch", "server-filesystem", "server-git", "server-memory", "server-sequential-thinking", "server-time", "standard", "strict"}; !slices.Equal(got, want) {
 		t.Fatalf("builtinNames() = %q, want %q", got, want)
 	}
 	load := func(name string) *Profile {
@@ -364,6 +364,13 @@ func TestList(t *testing.T) {
 		{"broken", "", user + "/broken.yaml", ""},
 		{"dev", builtinDesc("dev"), "builtin:dev", ""},
 		{"extra", "extra", system + "/extra.yaml", ""},
+		{"server-everything", builtinDesc("server-everything"), "builtin:server-everything", ""},
+		{"server-fetch", builtinDesc("server-fetch"), "builtin:server-fetch", ""},
+		{"server-filesystem", builtinDesc("server-filesystem"), "builtin:server-filesystem", ""},
+		{"server-git", builtinDesc("server-git"), "builtin:server-git", ""},
+		{"server-memory", builtinDesc("server-memory"), "builtin:server-memory", ""},
+		{"server-sequential-thinking", builtinDesc("server-sequential-thinking"), "builtin:server-sequential-thinking", ""},
+		{"server-time", builtinDesc("server-time"), "builtin:server-time", ""},
 		{"standard", builtinDesc("standard"), "builtin:standard", ""},
 		{"strict", "mine", user + "/strict.yaml", ""},
 		{"strict", "site", system + "/strict.yaml", user + "/strict.yaml"},

@@ -228,7 +228,13 @@ func TestToolsErrors(t *testing.T) {
 		want  string
 	}{
 		{"unknown key", map[string]string{"p.yaml": "tools:\n  default_action: deny\n  rulez: []\n"},
-			`D/p.yaml:3:3: tools: unknown key "rulez" (want one of [default_action defaults classes rules])`},
+			`D/p.yaml:3:3: tools: unknown key "rulez" (want one of [mode default_action defaults classes rules])`},
+		{"bad mode", map[string]string{"p.yaml": "tools:\n  mode: learn\n"},
+			`D/p.yaml:2:9: tools: mode: "learn": want enforce or observe`},
+		{"observe after enforce", map[string]string{
+			"p.yaml":    "extends: base.yaml\ntools:\n  mode: observe\n",
+			"base.yaml": "tools:\n  mode: enforce\n  rules:\n    - id: a\n      deny: [echo]\n",
+		}, `D/p.yaml:3:3: tools: mode: observe: an inherited policy says mode: enforce in D/base.yaml, which a later one cannot relax`},
 		{"unknown rule key", map[string]string{"p.yaml": "tools:\n  rules:\n    - id: a\n      alow: [echo]\n"},
 			`D/p.yaml:4:7: tools: rule: unknown key "alow" (want one of [id reason allow deny])`},
 		{"bad matcher", map[string]string{"p.yaml": "tools:\n  rules:\n    - id: a\n      allow: [echo, \"read(/etc/*)\"]\n"},
@@ -282,6 +288,45 @@ func TestToolsErrors(t *testing.T) {
 				t.Errorf("Load(p.yaml) error %T is not an *Error", err)
 			}
 		})
+	}
+}
+
+// TestToolsMode: an unset mode is inherited; observe may follow an unset
+// or observing base, and neither a profile nor --observe relaxes an
+// explicit enforce.
+func TestToolsMode(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"observe.yaml": "extends: strict\ntools:\n  mode: observe\n  rules:\n    - id: r\n      allow: [read]\n",
+		"child.yaml":   "extends: observe.yaml\ntools:\n  rules:\n    - id: c\n      allow: [echo]\n",
+		"enforce.yaml": "extends: strict\ntools:\n  mode: enforce\n  rules:\n    - id: r\n      allow: [read]\n",
+		"relaxed.yaml": "extends: enforce.yaml\ntools:\n  rules:\n    - id: c\n      allow: [echo]\n",
+	})
+	load := func(name string) *Profile {
+		t.Helper()
+		p, err := (&Loader{}).Load(filepath.Join(dir, name), testVars)
+		if err != nil {
+			t.Fatalf("Load(%s): %v", name, err)
+		}
+		return p
+	}
+	if p := load("child.yaml"); !p.Tools.Observing() {
+		t.Errorf("child of an observing profile: mode %q, want observe inherited", p.Tools.Mode)
+	}
+	if p := load("enforce.yaml"); p.Tools.Observing() {
+		t.Errorf("enforce.yaml observes")
+	}
+	for _, name := range []string{"enforce.yaml", "relaxed.yaml"} {
+		p := load(name)
+		if err := p.Tools.Observe(); err == nil || p.Tools.Observing() {
+			t.Errorf("%s: Observe() = %v, mode %q; want refused", name, err, p.Tools.Mode)
+		}
+	}
+	p, err := (&Loader{}).Load("strict", testVars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Tools.Observe(); err != nil || !p.Tools.Observing() {
+		t.Errorf("strict: Observe() = %v; want observing", err)
 	}
 }
 
@@ -437,7 +482,7 @@ func TestLoadPolicy(t *testing.T) {
 		{"seed.yaml", []string{"allow-docs", "block-src-writes"}, policy.Deny, ""},
 		{"nodef.yaml", []string{"echo"}, "", ""}, // not filled in: WithPolicy keeps the profile's
 		{"empty.yaml", nil, "", ""},
-		{"unknown.yaml", nil, "", `D/unknown.yaml:2:1: tools: unknown key "rulez" (want one of [default_action defaults classes rules])`},
+		{"unknown.yaml", nil, "", `D/unknown.yaml:2:1: tools: unknown key "rulez" (want one of [mode default_action defaults classes rules])`},
 		{"matcher.yaml", nil, "", `D/matcher.yaml:4:9: rule "a": matcher {"tool":"x","paths":["/abs"]}: bad pattern: path pattern "/abs" is absolute; patterns are relative to the workspace`},
 		{"network.yaml", nil, "", `D/network.yaml:2:1: network: belongs in the profile (network: none), not in a tool policy`},
 		{"tools.yaml", nil, "", `D/tools.yaml:1:1: tools: this file is a tools: section itself; write its keys (rules, default_action, ...) at the top level`},

@@ -141,6 +141,17 @@
 // more input is already buffered: a flood costs a write per buffer, not per
 // message.
 //
+// # Observe mode and hidden tools
+//
+// Under a policy in observe mode ([policy.Policy.Observing]) a call the
+// policy denies is forwarded and its decision recorded with verdict
+// would_deny; lists are not filtered. A malformed request and a decision
+// the ledger cannot record are still refused. The first tools/list page
+// from which the policy removes (or in observe mode would remove) tools
+// makes the proxy say so once on Config.Log, with the count, the names,
+// the rules and what to do (hidden.go): a server whose tools all vanish
+// otherwise looks broken, not governed.
+//
 // # Log
 //
 // Config.Log gets one line per refused or dropped message, each starting

@@ -88,6 +88,9 @@ func (p *proxy) judge(m *message, from string, call policy.CallInfo, args []byte
 			call.Annotations = p.hint(call.Name)
 		}
 		d = p.policy.Decide(call)
+		if d.Verdict == policy.Deny && p.policy.Observing() {
+			d.Verdict = audit.VerdictWouldDeny
+		}
 	}
 	d.Seq = p.seq.Add(1)
 	d.From, d.Method = from, m.method
@@ -222,10 +225,15 @@ func (p *proxy) filterList(m *message, key, nameKey string, kind policy.Kind) ([
 		if kind == policy.KindTool {
 			ann = p.learn(name, item["annotations"])
 		}
-		if p.policy.Visible(kind, name, ann) {
+		visible, rule := p.policy.VisibleRule(kind, name, ann)
+		if !visible {
+			p.hidden.add(kind, name, rule)
+		}
+		if visible || p.policy.Observing() {
 			kept = append(kept, raw)
 		}
 	}
+	p.hidden.page(kind, len(items), p.policy.Observing())
 	if len(kept) == len(items) {
 		return m.line, nil
 	}

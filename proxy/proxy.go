@@ -141,6 +141,7 @@ type proxy struct {
 	fromClient map[string]*pending // client requests awaiting the server
 	fromServer map[string]*pending // server requests awaiting the client
 	hints      map[string]*policy.ToolAnnotations
+	hidden     hiddenTools
 	progress   map[string]*pending // client requests by progress token
 	roots      rootsState
 	order      orderState
@@ -194,6 +195,7 @@ func newProxy(cfg Config, clientOut io.Writer, server io.WriteCloser) (*proxy, e
 		hints:      map[string]*policy.ToolAnnotations{},
 		progress:   map[string]*pending{},
 		roots:      rootsState{bases: startBases(cfg.Workspace, cfg.Bases)},
+		hidden:     hiddenTools{w: log},
 	}
 	p.out = newOutbox(cfg.MaxPending, p.toServer.writeLine)
 	return p, nil

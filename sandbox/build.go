@@ -34,6 +34,13 @@ type Options struct {
 	Protect []string
 	// ExtraExec are files added to the exec rules (the selftest's probe).
 	ExtraExec []string
+	// PrivateHome, if set, is the home directory to give the command when
+	// root runs it as a user without a usable home of its own: an empty
+	// tmpfs of the command's own covers this host directory (the caller's
+	// home, so that the profile's ${HOME} paths mean what they say there),
+	// and the paths the profile grants beneath it are mounted back
+	// (trees.go).
+	PrivateHome string
 }
 
 // Build turns a merged, expanded profile and the launch options into a Spec.
@@ -96,7 +103,16 @@ func Build(p *profiles.Profile, o Options) (*Spec, error) {
 		r.BindTCP = slices.Clone(p.Network.BindTCP)
 		r.AnyTCP = p.Network.AnyPort
 	}
-	if err := s.hide(p.Filesystem.Hide); err != nil {
+	hide := p.Filesystem.Hide
+	if o.PrivateHome != "" {
+		if s.PrivateHome, err = filepath.EvalSymlinks(o.PrivateHome); err != nil {
+			return nil, &SetupError{Code: ExitSetup, Op: "home", Msg: err.Error()}
+		}
+		hide = append(slices.Clone(hide), s.PrivateHome)
+		// The command's own tmpfs: its to write.
+		r.Write = append(r.Write, s.PrivateHome)
+	}
+	if err := s.hide(hide); err != nil {
 		return nil, err
 	}
 	if err := s.protect(o.Protect); err != nil {
@@ -186,8 +202,8 @@ func (s *Spec) hide(dirs []string) error {
 			if err != nil {
 				continue // a dangling Dir fails later with a clear chdir error
 			}
-			if real == s.TmpDir {
-				continue // the private temp dir itself, not the host's
+			if real == s.TmpDir || real == s.PrivateHome {
+				continue // the private temp dir or home itself, not the host's
 			}
 			for _, h := range s.hidden() {
 				if within(real, h) && !slices.ContainsFunc(s.Keep, func(k Keep) bool { return k.Path == real }) {

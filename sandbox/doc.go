@@ -91,6 +91,22 @@
 // /proc/cgroups' controller counts, /proc/sys. /etc, which strict
 // grants, holds the host's name and machine-id.
 //
+// # A home for root's sandbox user
+//
+// When root runs the command as a user without a usable home (nobody),
+// Options.PrivateHome gives it one: the caller's home path, covered by a
+// tmpfs of the command's own, with the paths the profile grants beneath it
+// cloned by the parent (open_tree) and attached by the init stage, an
+// overlaid cache idmapped to the command's uid (trees_linux.go, with its
+// sequence diagram).
+//
+// # Why a file cannot be reached
+//
+// A failed exec, and files named on the command line, are explained by
+// [Spec.Reach]: the file system's permissions for the command's ids (every
+// directory down the path, then the file), or no Landlock grant, or both,
+// with the chmod or the grant that fixes it (reach.go).
+//
 // # Exit status
 //
 // [Status.ExitCode] is the command's status, or 128+N when a signal N

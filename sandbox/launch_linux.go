@@ -107,12 +107,18 @@ type Pending struct {
 // between, come first. Call Spawn from a goroutine locked to its OS thread
 // and keep it locked until the sandbox has ended (see Run).
 func Spawn(uid, gid int, stdio Stdio) *Pending {
+	return SpawnTrees(uid, gid, stdio, nil)
+}
+
+// SpawnTrees is Spawn for a spec with trees (Spec.OpenTrees): the init
+// stage inherits them as descriptors 5, 6, ... in order.
+func SpawnTrees(uid, gid int, stdio Stdio, trees []*os.File) *Pending {
 	p := &Pending{uid: uid, gid: gid}
-	p.err = p.spawn(stdio)
+	p.err = p.spawn(stdio, trees)
 	return p
 }
 
-func (p *Pending) spawn(stdio Stdio) error {
+func (p *Pending) spawn(stdio Stdio, trees []*os.File) error {
 	var err error
 	if p.hostNetNS, err = netns.ID(); err != nil {
 		return err
@@ -170,7 +176,7 @@ func (p *Pending) spawn(stdio Stdio) error {
 		Stdin:       stdio.Stdin,
 		Stdout:      stdio.Stdout,
 		Stderr:      stdio.Stderr,
-		ExtraFiles:  []*os.File{specR, statusW},
+		ExtraFiles:  append([]*os.File{specR, statusW}, trees...),
 		SysProcAttr: attr,
 	}
 	err = cmd.Start()
@@ -233,7 +239,7 @@ func (p *Pending) Start(s *Spec) (*Process, error) {
 		proc.reap()
 		releaseCgroup(proc.group)
 		proc.close()
-		return nil, m.Error
+		return nil, s.explainExec(m.Error)
 	}
 	proc.sigs = make(chan os.Signal, 8)
 	proc.done = make(chan struct{})

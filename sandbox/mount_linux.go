@@ -35,7 +35,7 @@ func setupMounts(s *Spec) error {
 	slices.SortFunc(keep, func(a, b Keep) int { return len(a.Path) - len(b.Path) })
 	var ks []kept
 	for _, k := range keep {
-		if slices.ContainsFunc(ks, func(o kept) bool { return covers(o.Path, k.Path) && o.Writable == k.Writable }) {
+		if s.treeAt(k.Path) || slices.ContainsFunc(ks, func(o kept) bool { return covers(o.Path, k.Path) && o.Writable == k.Writable }) {
 			continue
 		}
 		fd, err := unix.Open(k.Path, unix.O_PATH|unix.O_CLOEXEC, 0)
@@ -51,6 +51,9 @@ func setupMounts(s *Spec) error {
 	// The lower layers too must be opened before anything covers them.
 	lower := make([]int, len(s.Overlay))
 	for i, o := range s.Overlay {
+		if s.treeAt(o) {
+			continue // attachTrees
+		}
 		fd, err := unix.Open(o, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return &os.PathError{Op: "open overlay lower dir", Path: o, Err: err}
@@ -63,8 +66,17 @@ func setupMounts(s *Spec) error {
 	}
 	for _, h := range hide {
 		opts := "mode=0755,size=64k"
-		if h == s.TmpDir {
+		switch h {
+		case s.TmpDir:
 			opts = "mode=1777,size=" + strconv.FormatUint(s.TmpSize, 10)
+		case s.PrivateHome:
+			// Owned by the mounter, who is the command's uid. It may
+			// lie beneath another hidden directory (a home under /tmp):
+			// then it is mounted on a new directory in that tmpfs.
+			opts = "mode=0700,size=" + strconv.FormatUint(s.TmpSize, 10)
+			if err := mountPoint(h, true); err != nil {
+				return err
+			}
 		}
 		if err := unix.Mount("tmpfs", h, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
 			return os.NewSyscallError(fmt.Sprintf("mount tmpfs on %s", h), err)
@@ -88,7 +100,13 @@ func setupMounts(s *Spec) error {
 			}
 		}
 	}
+	if err := attachTrees(s); err != nil {
+		return err
+	}
 	for i, o := range s.Overlay {
+		if s.treeAt(o) {
+			continue
+		}
 		if err := mountOverlay(o, lower[i]); err != nil {
 			return err
 		}

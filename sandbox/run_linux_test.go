@@ -120,7 +120,7 @@ func TestRunExecDenied(t *testing.T) {
 		switch argv[len(argv)-1] {
 		case script:
 			if argv[0] == script {
-				wantSetupError(t, r.err, sandbox.ExitNotExecutable, "permission denied")
+				wantSetupError(t, r.err, sandbox.ExitNotExecutable, "beneath no path the profile grants under filesystem.exec (Landlock)")
 			} else if r.err != nil || r.st.Code != sandbox.ExitNotExecutable {
 				t.Errorf("sh -c %q: %v, want exit status %d", script, r, sandbox.ExitNotExecutable)
 			}

@@ -42,6 +42,13 @@ type Spec struct {
 	// layer whose writes live in memory and vanish with the sandbox.
 	Overlay []string `json:"overlay,omitempty"`
 
+	// PrivateHome is a host directory (one of Hide) that the command gets
+	// as its home: the tmpfs there is its own, mode 0700. Trees are the
+	// host paths beneath it that the profile grants, which the init stage
+	// attaches from descriptors the parent opened (trees.go).
+	PrivateHome string `json:"private_home,omitempty"`
+	Trees       []Tree `json:"trees,omitempty"`
+
 	Landlock landlock.Rules `json:"landlock"`
 	Seccomp  seccomp.Config `json:"seccomp"`
 	// SeccompBPF is Seccomp compiled by the parent (seccomp.Program), which

@@ -22,17 +22,29 @@ if [ ! -f "$mcp/node_modules/@modelcontextprotocol/server-filesystem/dist/index.
 fi
 
 # As root, vm-run runs the server as nobody, who must be able to read the
-# server's files.
-if [ "$(id -u)" -eq 0 ] && ! setpriv --reuid 65534 --regid 65534 --clear-groups \
-	test -r "$mcp/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js" 2>/dev/null; then
-	echo "demo: uid 65534 (nobody), who runs the server for root, cannot read $mcp" >&2
-	echo "demo: hint: make the checkout readable by others (chmod -R o+rX), or run as a normal user" >&2
-	exit 2
+# server's files. A checkout under /root (mode 0700) or with a umask of 077
+# is not readable by nobody: then the demo runs a copy of the servers made
+# readable, in a private directory under /tmp (the sandbox hides /tmp, but
+# paths a profile grants beneath it are mounted back).
+probe="node_modules/@modelcontextprotocol/server-filesystem/dist/index.js"
+if [ "$(id -u)" -eq 0 ] && ! setpriv --reuid 65534 --regid 65534 --clear-groups test -r "$mcp/$probe" 2>/dev/null; then
+	stage=$(mktemp -d /tmp/vm-run-demo-mcp.XXXXXX)
+	trap 'rm -rf "$stage"' EXIT
+	echo "demo: nobody, who runs the server for root, cannot read $mcp; using a readable copy in $stage" >&2
+	cp -a "$mcp/." "$stage/"
+	chmod -R o+rX,go-w "$stage"
+	chmod 755 "$stage"
+	mcp=$stage
+	setpriv --reuid 65534 --regid 65534 --clear-groups test -r "$mcp/$probe" || {
+		echo "demo: error: nobody cannot read the copy in $mcp either" >&2
+		exit 2
+	}
 fi
 
 # Built rather than `go run`, which would fold the demo's exit status into 1.
 mkdir -p .cache/demo
 go build -o .cache/demo/demo ./scripts/demo
 # The Landlock case needs a directory the sandbox sees but is not granted:
-# one in the checkout (the sandbox hides /tmp).
-exec .cache/demo/demo -vmrun "$bin" -mcp "$mcp" -outside "$root/.cache/demo/outside" "$@"
+# one in the checkout if that is such a place, else another (see
+# scripts/demo/outside.go).
+.cache/demo/demo -vmrun "$bin" -mcp "$mcp" -outside "$root/.cache/demo/outside" "$@"

@@ -136,13 +136,18 @@ type filterFlags struct {
 	Session string `help:"Only sessions whose id starts with this." placeholder:"ID"`
 	Event   string `help:"Only this event type: session_start, session_end, decision, ledger_recovered, ..." placeholder:"TYPE"`
 	Tool    string `help:"Only decisions about tools matching this glob." placeholder:"GLOB"`
-	Verdict string `help:"Only decisions with this verdict." enum:"allow,deny," default:""`
+	Verdict string `help:"Only decisions with this verdict: allow, deny, or would_deny (observe mode)." placeholder:"VERDICT"`
 	Since   string `help:"Only records at or after this time: RFC 3339, a date (2006-01-02), or a duration before now (90m, 24h)." placeholder:"TIME"`
 	Until   string `help:"Only records before this time; the same forms as --since." placeholder:"TIME"`
 }
 
 func (f filterFlags) filter(now time.Time) (audit.Filter, error) {
 	out := audit.Filter{Session: f.Session, Event: f.Event, Tool: f.Tool, Verdict: f.Verdict}
+	switch audit.Verdict(f.Verdict) {
+	case "", audit.VerdictAllow, audit.VerdictDeny, audit.VerdictWouldDeny:
+	default:
+		return out, fmt.Errorf("--verdict %q: want allow, deny or would_deny", f.Verdict)
+	}
 	var err error
 	if out.Since, err = parseWhen(f.Since, now); err != nil {
 		return out, fmt.Errorf("--since: %w", err)
@@ -495,6 +500,8 @@ func (c auditStatsCmd) Run(stdout io.Writer) error {
 			skipped.add(n, err)
 		} else if filter.Match(r) {
 			st.Add(r)
+		} else {
+			st.Command(r)
 		}
 		return nil
 	})
@@ -543,18 +550,30 @@ func printStats(w io.Writer, path string, st *audit.Stats, top int) error {
 	fmt.Fprintf(w, "events: %s\nverdicts: %s\n", counts(st.Events), counts(st.Verdicts))
 
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "\nSESSION\tHOST\tPROFILE\tFIRST\tLAST\tRECORDS\tDECISIONS\tDENIED")
+	fmt.Fprintln(tw, "\nSESSION\tHOST\tPROFILE\tFIRST\tLAST\tRECORDS\tDECISIONS\tDENIED\tCOMMAND")
 	for _, s := range st.SessionList() {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\n", esc(s.Session), esc(s.Host), orDash(esc(s.Profile)),
-			ts(s.First), ts(s.Last), s.Records, s.Decisions, s.Denied)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", esc(s.Session), esc(s.Host), orDash(esc(s.Profile)),
+			ts(s.First), ts(s.Last), s.Records, s.Decisions, s.Denied, orDash(commandLine(s.Argv)))
 	}
-	fmt.Fprintln(tw, "\nTOOL\tDECISIONS\tALLOWED\tDENIED")
+	fmt.Fprintln(tw, "\nTOOL\tDECISIONS\tALLOWED\tDENIED\tWOULD DENY")
 	for _, t := range st.ToolList() {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\n", esc(t.Tool), t.Decisions, t.Allowed, t.Denied)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", esc(t.Tool), t.Decisions, t.Allowed, t.Denied, t.WouldDeny)
 	}
 	fmt.Fprintln(tw, "\nMOST DENIED\tDENIED\tTOP RULE")
 	for _, t := range st.MostDenied(top) {
 		fmt.Fprintf(tw, "%s\t%d\t%s\n", esc(t.Tool), t.Denied, orDash(esc(t.TopRule())))
 	}
 	return tw.Flush()
+}
+
+// commandLine prints argv for a table cell as audit show does (escaped,
+// quoted as a shell would need), at most 60 characters: the middle of a
+// longer one is left out, since the end names the server more often than
+// the start (a script's path under node_modules).
+func commandLine(argv []string) string {
+	s := shellQuote(escapeArgv(argv))
+	if r := []rune(s); len(r) > 60 {
+		s = string(r[:20]) + "…" + string(r[len(r)-39:])
+	}
+	return s
 }

@@ -228,7 +228,12 @@ rules:
 // everything in ~/.npm, warmed beforehand by the same command outside the
 // sandbox as the same user (root's sandbox user, nobody, has no home: the
 // test runs vm-run as uid 65534 with a home of its own).
-func (e *e2e) testNpx(t *testing.T) {
+//
+// asRoot (root only) is the README's headline as root: vm-run runs as root
+// with a home of mode 0700 where root warmed the cache, and the command, as
+// nobody, gets a private home at that path with the cache and nothing else
+// of root's home in it.
+func (e *e2e) testNpx(t *testing.T, asRoot bool) {
 	const pkg = "@modelcontextprotocol/server-memory"
 	if _, err := exec.LookPath("npx"); err != nil {
 		t.Skipf("npx is not installed: %v", err)
@@ -240,7 +245,14 @@ func (e *e2e) testNpx(t *testing.T) {
 	}
 	var prefix []string
 	bin := e.bin
-	if os.Getuid() == 0 {
+	if asRoot {
+		if err := os.Chmod(home, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(home, "secret.txt"), []byte("root's\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	} else if os.Getuid() == 0 {
 		setpriv, err := exec.LookPath("setpriv")
 		if err != nil {
 			t.Skipf("setpriv (util-linux) is not installed, needed to run npx as an unprivileged user: %v", err)
@@ -291,7 +303,7 @@ func (e *e2e) testNpx(t *testing.T) {
 		t.Fatalf("warm the npx cache: %s lists %v, want create_entities among them", pkg, all)
 	}
 
-	if os.Getuid() == 0 {
+	if os.Getuid() == 0 && !asRoot {
 		// As a user's session would be, in a cgroup of its own for
 		// strict's limits.
 		prefix, env = inDelegatedCgroup(t, sandboxUID, prefix, env)
@@ -306,6 +318,23 @@ func (e *e2e) testNpx(t *testing.T) {
 	}
 	s.wantDenied(t, "create_entities", map[string]any{"entities": []any{}}, policy.RuleDefault)
 	s.close(t)
+	if !asRoot {
+		return
+	}
+	// The private home: the caller's path, the command's own, with the
+	// cache and without the rest of the caller's home. What the command
+	// writes in the cache stays in the sandbox.
+	probe := exec.Command(bin, "--profile", "strict", "--workspace", b.ws, "--ledger", filepath.Join(b.cfg, "probe.jsonl"), "--no-proxy", "--",
+		"/bin/sh", "-c", `echo "$HOME"; stat -c '%u %a' "$HOME"; ls -A "$HOME"; touch "$HOME/.npm/from-the-sandbox" && echo cache-writable`)
+	probe.Env = env
+	out, err := probe.CombinedOutput()
+	want := fmt.Sprintf("%s\n%d 700\n.npm\ncache-writable\n", home, sandboxUID)
+	if err != nil || string(out) != want {
+		t.Errorf("the command's home: %v\n%s\nwant\n%s", err, out, want)
+	}
+	if _, err := os.Stat(filepath.Join(home, ".npm", "from-the-sandbox")); err == nil {
+		t.Errorf("a write to the cache in the sandbox reached the host's cache")
+	}
 }
 
 func copyFile(from, to string) error {

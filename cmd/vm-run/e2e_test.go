@@ -55,7 +55,12 @@ func TestE2E(t *testing.T) {
 	t.Run("filesystem writes", func(t *testing.T) { t.Parallel(); e.testFilesystemWrites(t) })
 	t.Run("memory", func(t *testing.T) { t.Parallel(); e.testMemory(t) })
 	t.Run("everything", func(t *testing.T) { t.Parallel(); e.testEverything(t) })
-	t.Run("npx offline", func(t *testing.T) { t.Parallel(); e.testNpx(t) })
+	t.Run("npx offline", func(t *testing.T) { t.Parallel(); e.testNpx(t, false) })
+	if os.Getuid() == 0 {
+		t.Run("npx offline as root", func(t *testing.T) { t.Parallel(); e.testNpx(t, true) })
+	}
+	t.Run("observe, generate, enforce", func(t *testing.T) { t.Parallel(); e.testObserveRoundTrip(t) })
+	t.Run("server-memory preset", func(t *testing.T) { t.Parallel(); e.testMemoryPreset(t) })
 }
 
 // setupE2E finds or builds what the tests need, or skips naming what is
@@ -96,7 +101,10 @@ func setupE2E(t *testing.T) *e2e {
 	}
 	if os.Getuid() == 0 {
 		if err := othersCanRead(e.modules); err != nil {
-			t.Fatalf("the sandbox runs as uid %d and cannot read the MCP servers: %v", sandboxUID, err)
+			// A checkout under /root (mode 0700): the sandbox's nobody
+			// runs a copy made readable, as make demo does.
+			t.Logf("the sandbox runs as uid %d and cannot read the MCP servers (%v): using a copy", sandboxUID, err)
+			e.modules = readableCopy(t, e.modules)
 		}
 	}
 	e.bin = os.Getenv("VMRUN_BIN")
@@ -104,6 +112,25 @@ func setupE2E(t *testing.T) *e2e {
 		e.bin = buildVMRun(t)
 	}
 	return e
+}
+
+// readableCopy copies dir into a new directory every uid can read.
+func readableCopy(t *testing.T, dir string) string {
+	t.Helper()
+	dst := t.TempDir()
+	if out, err := exec.Command("cp", "-a", dir+"/.", dst).CombinedOutput(); err != nil {
+		t.Fatalf("copy %s: %v\n%s", dir, err, out)
+	}
+	if out, err := exec.Command("chmod", "-R", "o+rX", dst).CombinedOutput(); err != nil {
+		t.Fatalf("chmod %s: %v\n%s", dst, err, out)
+	}
+	if err := searchable(dst); err != nil {
+		t.Fatal(err)
+	}
+	if err := othersCanRead(filepath.Join(dst, "@modelcontextprotocol", "server-memory", "dist", "index.js")); err != nil {
+		t.Fatalf("the copy: %v", err)
+	}
+	return dst
 }
 
 // buildVMRun builds vm-run into a directory every uid can search.
@@ -256,6 +283,7 @@ type e2eSession struct {
 type e2eRun struct {
 	profile, policy, ws string
 	env                 []string // --env KEY=VALUE
+	flags               []string // more of vm-run's flags (--observe)
 	server              []string
 	client              *mcp.ClientOptions
 	// roots, if set, are the client's MCP roots: it declares the roots
@@ -280,6 +308,7 @@ func (e *e2e) start(t *testing.T, b *box, r e2eRun) *e2eSession {
 	for _, kv := range r.env {
 		args = append(args, "--env", kv)
 	}
+	args = append(args, r.flags...)
 	bin := r.bin
 	if bin == "" {
 		bin = e.bin

@@ -15,6 +15,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/alecthomas/kong"
@@ -27,6 +30,8 @@ import (
 var version = "dev"
 
 type cli struct {
+	VersionFlag versionFlag `name:"version" help:"Print vm-run's version and exit."`
+
 	Run      runCmd      `cmd:"" default:"withargs" help:"Run a command in the sandbox (the default: vm-run [flags] -- COMMAND [ARGS...])."`
 	Doctor   doctorCmd   `cmd:"" help:"Show which kernel features this machine has and which profiles it can enforce."`
 	Profiles profilesCmd `cmd:"" help:"List and show profiles."`
@@ -44,10 +49,28 @@ func main() {
 		sandbox.InitMain()
 	case sandbox.NSCheckArg0:
 		os.Exit(0)
+	case sandbox.HolderArg0:
+		sandbox.HolderMain()
 	case selftest.ProbeArg0:
 		os.Exit(selftest.ProbeMain(os.Args[1:]))
 	}
+	homeFromPasswd()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// homeFromPasswd sets HOME from the password database when the caller left
+// it unset or relative, as some MCP clients and service managers start
+// servers without it: profiles say ${HOME}, the ledger lives under it, and
+// the command expects one. Where the account has no absolute home either,
+// HOME stays as it was and whatever needs it says so.
+func homeFromPasswd() {
+	if filepath.IsAbs(os.Getenv("HOME")) {
+		return
+	}
+	u, err := user.LookupId(strconv.Itoa(os.Getuid()))
+	if err == nil && filepath.IsAbs(u.HomeDir) {
+		os.Setenv("HOME", u.HomeDir)
+	}
 }
 
 // runCLI is the grammar of the default command alone. Building kong's model
@@ -124,6 +147,19 @@ func parse(grammar any, args []string, stdout, stderr io.Writer, tentative bool)
 		return sandbox.ExitSetup, true
 	}
 	return report(ctx.Run(), stderr), true
+}
+
+// versionFlag is --version: the version command's output, then exit 0.
+type versionFlag bool
+
+// BeforeReset runs when the flag is seen, before kong checks the rest of
+// the command line, as kong's own VersionFlag does.
+func (versionFlag) BeforeReset(app *kong.Kong) error {
+	if err := (versionCmd{}).Run(app.Stdout); err != nil {
+		return err
+	}
+	app.Exit(0)
+	return nil
 }
 
 // exitCode carries kong's exit (after --help) out of its parser.

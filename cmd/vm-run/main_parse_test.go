@@ -2,7 +2,11 @@ package main
 
 import (
 	"bytes"
+	"slices"
+	"strings"
 	"testing"
+
+	"github.com/alecthomas/kong"
 )
 
 func TestRunOnly(t *testing.T) {
@@ -48,5 +52,33 @@ func TestQuickParseAgrees(t *testing.T) {
 		if qcode == 0 {
 			t.Errorf("run(%q) = 0, want an error status", args)
 		}
+	}
+}
+
+// TestEnvValueWithCommas: --env takes one KEY=VALUE, commas and all (a
+// path or a list in a value is common); kong would split it otherwise.
+func TestEnvValueWithCommas(t *testing.T) {
+	var grammar runCLI
+	parser, err := kong.New(&grammar)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parser.Parse([]string{"--env", "A=b,c", "--env", "D=/x,y/z", "--", "true"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := grammar.Run.Env, []string{"A=b,c", "D=/x,y/z"}; !slices.Equal(got, want) {
+		t.Errorf("--env = %q, want %q", got, want)
+	}
+}
+
+// TestVersionFlag: vm-run --version prints what vm-run version does.
+func TestVersionFlag(t *testing.T) {
+	var flag, cmd, stderr bytes.Buffer
+	if code := run([]string{"--version"}, &flag, &stderr); code != 0 || stderr.Len() != 0 {
+		t.Fatalf("vm-run --version = %d, stderr %q", code, stderr.String())
+	}
+	run([]string{"version"}, &cmd, &stderr)
+	if flag.String() != cmd.String() || !strings.HasPrefix(flag.String(), "vm-run ") {
+		t.Errorf("--version printed %q, version %q", flag.String(), cmd.String())
 	}
 }

@@ -96,8 +96,9 @@ func (c *policyGenerateCmd) Run(stdout io.Writer) error {
 	if err := writeFileAtomic(c.Output, data); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "vm-run: wrote %s: %d matchers for %d used calls of session %s; %d denied and %d failed calls listed for review\n",
-		c.Output, len(gen.Allow), sess.used, clean(sess.id), len(gen.Denied), len(gen.Failed))
+	fmt.Fprintf(os.Stderr, "vm-run: wrote %s: %s for %s of session %s; %s and %s listed for review\n",
+		c.Output, plural(uint64(len(gen.Allow)), "matcher", "matchers"), plural(uint64(sess.used), "used call", "used calls"), clean(sess.id),
+		plural(uint64(len(gen.Denied)), "denied call", "denied calls"), plural(uint64(len(gen.Failed)), "failed call", "failed calls"))
 	fmt.Fprintf(os.Stderr, "vm-run: hint: review it, then run: vm-run --profile %s -- COMMAND\n", c.Output)
 	return nil
 }

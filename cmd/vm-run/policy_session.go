@@ -131,7 +131,9 @@ func (s *recordedSession) use(d audit.Decision, status map[uint64]string) policy
 		Rule:    d.Rule,
 		Reason:  d.Reason,
 	}
-	if d.Verdict == audit.VerdictAllow {
+	// A call observe mode forwarded (would_deny) was used like an allowed
+	// one: what the generated policy is for.
+	if d.Allowed() {
 		u.Verdict = policy.Allow
 	}
 	if d.Seq != 0 {

@@ -34,7 +34,7 @@ func (profilesListCmd) Run(stdout io.Writer) error {
 type profilesShowCmd struct {
 	Name      string `arg:"" help:"Profile name or path." placeholder:"NAME|PATH"`
 	Workspace string `short:"w" help:"Workspace to expand $${WORKSPACE} with (default: the current directory)." placeholder:"DIR"`
-	Policy    string `help:"A tool policy file, applied as vm-run --policy would: its deny rules add to the profile's, its allow rules and default replace them." placeholder:"FILE" type:"existingfile"`
+	Policy    string `help:"A tool policy file, or builtin:NAME for a preset's, applied as vm-run --policy would: its deny rules add to the profile's, its allow rules and default replace them." placeholder:"FILE|builtin:NAME"`
 }
 
 func (c profilesShowCmd) Run(stdout io.Writer) error {
@@ -43,11 +43,12 @@ func (c profilesShowCmd) Run(stdout io.Writer) error {
 		ws, _ = os.Getwd()
 	}
 	home, _ := os.UserHomeDir()
-	p, err := profiles.Load(c.Name, profiles.Vars{Workspace: ws, Home: home, TmpDir: sandbox.TmpDir})
+	vars := profiles.Vars{Workspace: ws, Home: home, TmpDir: sandbox.TmpDir}
+	p, err := profiles.Load(c.Name, vars)
 	if err != nil {
 		return err
 	}
-	if p, err = withPolicyFile(p, c.Policy); err != nil {
+	if p, err = withPolicyFile(p, c.Policy, vars); err != nil {
 		return err
 	}
 	out, err := p.YAML()

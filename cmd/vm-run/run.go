@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/vm-run/vm-run/audit"
@@ -23,9 +24,10 @@ type runCmd struct {
 	Profile   string   `short:"p" default:"strict" help:"Profile: a name (strict, standard, dev, or one of yours) or a path to a YAML file." placeholder:"NAME|PATH"`
 	Workspace string   `short:"w" help:"Workspace directory the command runs in (default: the current directory, which may not be / or your home)." placeholder:"DIR"`
 	NoProxy   bool     `help:"Pass stdio straight through instead of proxying MCP (no tool policy; the session is still recorded)."`
-	Policy    string   `help:"A YAML file with a tool policy (the schema of a profile's tools: section). Its deny rules add to the profile's, which it cannot remove; its allow rules and default_action (deny if unset) replace the profile's." placeholder:"FILE" type:"existingfile"`
+	Policy    string   `help:"A YAML file with a tool policy (the schema of a profile's tools: section), or builtin:NAME for a preset's (server-memory, server-git, ...: see vm-run profiles list). Its deny rules add to the profile's, which it cannot remove; its allow rules and default_action (deny if unset) replace the profile's." placeholder:"FILE|builtin:NAME"`
+	Observe   bool     `help:"Observe the tool policy instead of enforcing it: forward every call, and record the ones it would deny as would_deny, for vm-run policy generate. The sandbox is enforced as always."`
 	Ledger    string   `help:"The audit ledger (default: $$VMRUN_LEDGER, the profile's audit.ledger, or ~/.local/state/vm-run/ledger.jsonl; as root /var/log/vm-run/ledger.jsonl)." placeholder:"PATH"`
-	Env       []string `help:"Set KEY=VALUE in the command's environment (repeatable)." placeholder:"KEY=VALUE"`
+	Env       []string `help:"Set KEY=VALUE in the command's environment (repeatable; the value may hold commas)." placeholder:"KEY=VALUE" sep:"none"`
 	PassEnv   []string `help:"Pass the caller's KEY through to the command (repeatable)." placeholder:"KEY"`
 	DryRun    bool     `help:"Print the effective sandbox and exit."`
 	User      string   `help:"Only as root: the user the command runs as, NAME or UID[:GID] (default: nobody; 'root' keeps uid 0, still without capabilities)." placeholder:"USER"`
@@ -34,6 +36,9 @@ type runCmd struct {
 }
 
 func (r *runCmd) Validate() error {
+	if r.Observe && r.NoProxy {
+		return errors.New("--observe observes the tool policy, which --no-proxy switches off; drop one of them")
+	}
 	for _, kv := range r.Env {
 		k, _, ok := strings.Cut(kv, "=")
 		if !ok || !validEnvName(k) {
@@ -104,6 +109,12 @@ func (r *runCmd) Run(stdout io.Writer) error {
 		}
 		return err
 	}
+	// Files the command names that it will not be able to open: said
+	// before it fails with an error of its own that names neither the
+	// reason nor the fix.
+	for _, u := range l.spec.Unreachables() {
+		fmt.Fprintf(os.Stderr, "vm-run: warning: the command will not be able to read %q, named on its command line: %s\nvm-run: hint: %s\n", u.Path, u.Reason(), u.Hint())
+	}
 	var st sandbox.Status
 	if r.NoProxy {
 		var proc *sandbox.Process
@@ -111,6 +122,9 @@ func (r *runCmd) Run(stdout io.Writer) error {
 			st, err = proc.Wait()
 		}
 	} else {
+		if l.profile.Tools.Observing() {
+			fmt.Fprintf(os.Stderr, "vm-run: observe mode: the tool policy is not enforced; the calls it would deny are forwarded and recorded as would_deny (the sandbox is enforced as always)\n")
+		}
 		ledgerFailed := func(err error) {
 			fmt.Fprintf(os.Stderr, "vm-run: error: ledger: %v; every call is denied from now on\n", err)
 		}
@@ -157,7 +171,26 @@ func (r *runCmd) begin(ws string, who ids, stdio sandbox.Stdio) (*launch, *sandb
 		l, err := r.load(ws, who)
 		loading <- loaded{l, err}
 	}()
-	pending := sandbox.Spawn(who.uid, who.gid, stdio)
+	var pending *sandbox.Pending
+	if who.private {
+		// The trees of the private home go to the init stage as it
+		// starts: the spec first.
+		res := <-loading
+		if res.err != nil {
+			return nil, nil, nil, res.err
+		}
+		trees, err := res.l.spec.OpenTrees()
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		pending = sandbox.SpawnTrees(who.uid, who.gid, stdio, trees)
+		for _, f := range trees {
+			f.Close()
+		}
+		loading <- res
+	} else {
+		pending = sandbox.Spawn(who.uid, who.gid, stdio)
+	}
 	res := <-loading
 	if res.err != nil {
 		pending.Abort()
@@ -211,7 +244,8 @@ func (r *runCmd) load(ws string, who ids) (*launch, error) {
 		// root chose another user: ${HOME} and HOME are that user's.
 		env = append([]string{"HOME=" + who.home}, env...)
 	}
-	p, err := profiles.Load(r.Profile, profiles.Vars{Workspace: ws, Home: who.home, TmpDir: sandbox.TmpDir})
+	vars := profiles.Vars{Workspace: ws, Home: who.home, TmpDir: sandbox.TmpDir}
+	p, err := profiles.Load(r.Profile, vars)
 	if err != nil {
 		return nil, err
 	}
@@ -220,18 +254,29 @@ func (r *runCmd) load(ws string, who ids) (*launch, error) {
 		return nil, &sandbox.SetupError{Code: sandbox.ExitSetup, Op: "ledger", Msg: err.Error(),
 			Hint: "pass --ledger PATH"}
 	}
-	if p, err = withPolicyFile(p, r.Policy); err != nil {
+	if p, err = withPolicyFile(p, r.Policy, vars); err != nil {
 		return nil, err
 	}
+	if r.Observe {
+		if err := p.Tools.Observe(); err != nil {
+			return nil, &sandbox.SetupError{Code: sandbox.ExitSetup, Op: "--observe", Msg: err.Error(),
+				Hint: "vm-run profiles show " + r.Profile + " shows which file sets it"}
+		}
+	}
+	private := ""
+	if who.private {
+		private = who.home
+	}
 	spec, err := sandbox.Build(p, sandbox.Options{
-		Argv:      r.Cmd,
-		Workspace: ws,
-		HostEnv:   os.Environ(),
-		Env:       env,
-		PassEnv:   r.PassEnv,
-		UID:       who.uid,
-		GID:       who.gid,
-		Protect:   []string{ledger},
+		PrivateHome: private,
+		Argv:        r.Cmd,
+		Workspace:   ws,
+		HostEnv:     os.Environ(),
+		Env:         env,
+		PassEnv:     r.PassEnv,
+		UID:         who.uid,
+		GID:         who.gid,
+		Protect:     []string{ledger},
 	})
 	if err != nil {
 		return nil, err
@@ -287,7 +332,7 @@ func commandIDs(spec string) (ids, error) {
 				Msg: "only root can choose the user", Hint: "drop --user: the command runs as you"}
 		}
 		home, _ := os.UserHomeDir()
-		return ids{uid, gid, home}, nil
+		return ids{uid: uid, gid: gid, home: home}, nil
 	}
 	if spec == "" {
 		spec = "nobody"
@@ -296,6 +341,17 @@ func commandIDs(spec string) (ids, error) {
 	u, err := lookupUser(name)
 	if err != nil {
 		return ids{}, err
+	}
+	// A user without a usable home of its own (nobody's is /nonexistent)
+	// gets a private one at the caller's home path: ${HOME} in profiles
+	// then names what the caller warmed for the sandbox (its npm cache),
+	// which the sandbox brings back beneath the private home.
+	if st, err := os.Stat(u.home); u.uid != 0 && (err != nil || !st.IsDir() || int(st.Sys().(*syscall.Stat_t).Uid) != u.uid) {
+		if home, err := os.UserHomeDir(); err == nil && filepath.IsAbs(home) {
+			if st, err := os.Stat(home); err == nil && st.IsDir() {
+				u.home, u.private = home, true
+			}
+		}
 	}
 	if group != "" {
 		g, err := strconv.Atoi(group)
@@ -314,6 +370,9 @@ func commandIDs(spec string) (ids, error) {
 type ids struct {
 	uid, gid int
 	home     string
+	// private: home is the caller's, which the command gets as a private
+	// home of its own (sandbox.Options.PrivateHome).
+	private bool
 }
 
 func lookupUser(name string) (ids, error) {
@@ -323,21 +382,21 @@ func lookupUser(name string) (ids, error) {
 		}
 		if u, err := user.LookupId(name); err == nil {
 			gid, _ := strconv.Atoi(u.Gid)
-			return ids{n, gid, u.HomeDir}, nil
+			return ids{uid: n, gid: gid, home: u.HomeDir}, nil
 		}
-		return ids{n, n, "/nonexistent"}, nil
+		return ids{uid: n, gid: n, home: "/nonexistent"}, nil
 	}
 	u, err := user.Lookup(name)
 	if err != nil {
 		var unknown user.UnknownUserError
 		if errors.As(err, &unknown) && name == "nobody" {
-			return ids{65534, 65534, "/nonexistent"}, nil
+			return ids{uid: 65534, gid: 65534, home: "/nonexistent"}, nil
 		}
 		return ids{}, &sandbox.SetupError{Code: sandbox.ExitSetup, Op: "--user", Msg: err.Error()}
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
-	return ids{uid, gid, u.HomeDir}, nil
+	return ids{uid: uid, gid: gid, home: u.HomeDir}, nil
 }
 
 // argvDirs lists the directories inside the workspace that the server's

@@ -32,13 +32,21 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/vm-run/vm-run/policy"
+	"github.com/vm-run/vm-run/profiles"
 	"github.com/vm-run/vm-run/proxy"
+	"github.com/vm-run/vm-run/sandbox"
 )
 
 // demoProfile is the seeds' example, with read access to the installed MCP
 // servers added (%q: the directory holding their node_modules).
+//
+// best_effort: a user without a cgroup of their own (no systemd user
+// manager delegating one, as on this development VM) runs the demo without
+// strict's process and memory limits, warned, instead of being refused;
+// root always gets them.
 const demoProfile = `name: demo
 extends: strict
+best_effort: true
 filesystem: {read: [%q]}
 tools:
   rules:
@@ -81,15 +89,20 @@ func main() { os.Exit(demoMain()) }
 func demoMain() int {
 	vmrun := flag.String("vmrun", "bin/vm-run", "the vm-run binary")
 	mcpDir := flag.String("mcp", ".cache/mcp", "the directory holding node_modules with the MCP servers (scripts/setup.sh)")
-	outside := flag.String("outside", ".cache/demo/outside", "a directory made for the Landlock case: visible in the sandbox, not granted to it (not under /tmp, which the sandbox hides)")
+	outside := flag.String("outside", ".cache/demo/outside", "a directory to make for the Landlock case: visible in the sandbox, not granted to it, readable by the sandbox's user without vm-run; if it is not, another is tried (outside.go)")
 	keep := flag.Bool("keep", false, "keep the workspace, profile and ledger")
 	flag.Parse()
 	d, err := setup(*vmrun, *mcpDir, *outside)
 	if d != nil && d.root != "" {
 		if *keep {
-			defer fmt.Printf("kept %s\n", d.root)
+			defer fmt.Printf("kept %s and %s\n", d.root, d.outside)
 		} else {
 			defer os.RemoveAll(d.root)
+			defer func() {
+				if d.outside != "" {
+					os.RemoveAll(d.outside)
+				}
+			}()
 		}
 	}
 	if err != nil {
@@ -117,9 +130,7 @@ type demo struct {
 	profileText       string
 	ledgerOff         int64 // how much of the ledger the report has read
 	stderr            lockedBuffer
-	// landlockSkipped says why the Landlock case cannot run here, or is "".
-	landlockSkipped string
-	unexpected      int
+	unexpected        int
 }
 
 // setup writes the workspace, the outside directory and the profile. Every
@@ -155,36 +166,35 @@ func setup(vmrun, mcpDir, outside string) (*demo, error) {
 		}
 	}
 
-	// The Landlock case: docs/archive.md links to a file in a directory the
-	// server is told to serve but the profile does not grant.
-	if d.outside, err = filepath.Abs(outside); err != nil {
-		return d, err
-	}
-	for _, hidden := range []string{"/tmp", "/var/tmp", "/run", "/var/run", "/dev/shm"} {
-		if rel, err := filepath.Rel(hidden, d.outside); err == nil && !strings.HasPrefix(rel, "..") {
-			d.landlockSkipped = fmt.Sprintf("%s is under %s, which the sandbox hides: pass -outside DIR elsewhere", d.outside, hidden)
-		}
-	}
-	if d.landlockSkipped == "" {
-		os.RemoveAll(d.outside)
-		secret := filepath.Join(d.outside, "settlement-keys.md")
-		if err := writeFile(secret, "# Settlement keys\n\nprod: 4f1c-REDACTED-9a2e\n"); err != nil {
-			return d, err
-		}
-		if err := share(d.outside); err != nil {
-			return d, err
-		}
-		if err := os.Symlink(secret, filepath.Join(d.ws, "docs", "archive.md")); err != nil {
-			return d, err
-		}
-	}
-
 	d.profileText = fmt.Sprintf(demoProfile, mcpDir)
 	d.profile = filepath.Join(d.root, "demo.yaml")
 	d.ledger = filepath.Join(d.root, "ledger.jsonl")
 	if err := os.WriteFile(d.profile, []byte(d.profileText), 0o644); err != nil {
 		return d, err
 	}
+
+	// The Landlock case: docs/archive.md links to a file in a directory the
+	// server is told to serve but the profile does not grant (outside.go).
+	home := "/nonexistent" // nobody's, who runs the server for root
+	if os.Getuid() != 0 {
+		home, _ = os.UserHomeDir()
+	}
+	p, err := profiles.Load(d.profile, profiles.Vars{Workspace: d.ws, Home: home, TmpDir: sandbox.TmpDir})
+	if err != nil {
+		return d, err
+	}
+	var why []string
+	if d.outside, why = chooseOutside(p, outsideCandidates(outside)); d.outside == "" {
+		return d, fmt.Errorf("no place for the Landlock case: %s", strings.Join(why, "; "))
+	} else {
+		for _, w := range why {
+			fmt.Printf("(the Landlock case is not in %s)\n", w)
+		}
+		if err := os.Symlink(filepath.Join(d.outside, secretName), filepath.Join(d.ws, "docs", "archive.md")); err != nil {
+			return d, err
+		}
+	}
+
 	if err := share(d.root); err != nil {
 		return d, err
 	}
@@ -229,11 +239,9 @@ func (d *demo) steps() []step {
 		{"so is one that climbs out of it", "read_text_file", map[string]any{"path": "docs/../../demo.yaml"}, denied, policy.RulePaths},
 		{"a read outside docs/ and *.md: no rule allows it (the profile's tools: section replaces strict's allows), default_action: deny", "read_text_file",
 			map[string]any{"path": "src/main.go"}, denied, policy.RuleDefault},
-	}
-	if d.landlockSkipped == "" {
-		s = append(s, step{"docs/archive.md is a link into " + d.outside + ", which the server serves; " +
+		{"docs/archive.md is a link into " + d.outside + ", which the server serves; " +
 			"the proxy follows the link as the kernel would and refuses: it leads out of the workspace",
-			"read_text_file", map[string]any{"path": "docs/archive.md"}, denied, policy.RulePaths})
+			"read_text_file", map[string]any{"path": "docs/archive.md"}, denied, policy.RulePaths},
 	}
 	return s
 }
@@ -242,7 +250,7 @@ func (d *demo) steps() []step {
 // all (--no-proxy), the command in the sandbox opens the file outside the
 // workspace that docs/archive.md points to, and Landlock refuses it.
 func (d *demo) kernelCase() {
-	target := filepath.Join(d.outside, "settlement-keys.md")
+	target := filepath.Join(d.outside, secretName)
 	args := []string{"--profile", d.profile, "--workspace", d.ws, "--ledger", d.ledger, "--no-proxy", "--", "cat", target}
 	fmt.Printf("$ vm-run %s\n", strings.Join(args, " "))
 	out, err := exec.Command(d.vmrun, args...).CombinedOutput()
@@ -267,16 +275,11 @@ func (d *demo) run() (int, error) {
 	for _, name := range slices.Sorted(maps.Keys(workspaceFiles)) {
 		fmt.Printf("             %s\n", name)
 	}
-	if d.landlockSkipped == "" {
-		fmt.Printf("             docs/archive.md -> %s\n", filepath.Join(d.outside, "settlement-keys.md"))
-	}
+	fmt.Printf("             docs/archive.md -> %s\n", filepath.Join(d.outside, secretName))
 	fmt.Printf("ledger     %s\nprofile    %s\n\n", d.ledger, d.profile)
 	fmt.Print(indent(d.profileText, "    "))
 
-	args := []string{"--profile", d.profile, "--workspace", d.ws, "--ledger", d.ledger, "--", "node", d.server, d.ws}
-	if d.landlockSkipped == "" {
-		args = append(args, d.outside)
-	}
+	args := []string{"--profile", d.profile, "--workspace", d.ws, "--ledger", d.ledger, "--", "node", d.server, d.ws, d.outside}
 	fmt.Printf("\n$ vm-run %s\n\n", strings.Join(args, " "))
 	cmd := exec.Command(d.vmrun, args...)
 	cmd.Stderr = &d.stderr
@@ -295,11 +298,7 @@ func (d *demo) run() (int, error) {
 	if code := cmd.ProcessState.ExitCode(); code != 0 {
 		d.fail("vm-run exited %d (%v) after the client closed, want 0\n%s", code, cerr, d.stderr.String())
 	}
-	if d.landlockSkipped != "" {
-		fmt.Printf("(the Landlock case did not run: %s)\n\n", d.landlockSkipped)
-	} else {
-		d.kernelCase()
-	}
+	d.kernelCase()
 	d.audit()
 	return d.unexpected, nil
 }
