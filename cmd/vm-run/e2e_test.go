@@ -117,8 +117,9 @@ func setupE2E(t *testing.T) *e2e {
 // readableCopy copies dir into a new directory every uid can read.
 func readableCopy(t *testing.T, dir string) string {
 	t.Helper()
-	dst := t.TempDir()
-	if out, err := exec.Command("cp", "-a", dir+"/.", dst).CombinedOutput(); err != nil {
+	// Named as the original (node_modules), which module resolution needs.
+	dst := filepath.Join(t.TempDir(), filepath.Base(dir))
+	if out, err := exec.Command("cp", "-a", dir, dst).CombinedOutput(); err != nil {
 		t.Fatalf("copy %s: %v\n%s", dir, err, out)
 	}
 	if out, err := exec.Command("chmod", "-R", "o+rX", dst).CombinedOutput(); err != nil {
@@ -501,19 +502,53 @@ func (e *e2e) outsideDir(t *testing.T) string {
 	if dir, err = filepath.EvalSymlinks(dir); err != nil {
 		t.Fatal(err)
 	}
+	why := e.unsuitableOutside(dir)
+	if why == "" {
+		return dir
+	}
+	// The checkout is not such a place (under /tmp, /opt or /root): a
+	// copy elsewhere is, for root under /var/lib, for anyone else in the
+	// home directory.
+	parent := "/var/lib"
+	if os.Getuid() != 0 {
+		parent, _ = os.UserHomeDir()
+	}
+	if parent != "" {
+		if copyDir, err := os.MkdirTemp(parent, "vm-run-e2e-outside-"); err == nil {
+			t.Cleanup(func() { os.RemoveAll(copyDir) })
+			out, err := exec.Command("cp", "-a", dir+"/.", copyDir).CombinedOutput()
+			if err == nil {
+				out, err = exec.Command("chmod", "-R", "o+rX", copyDir).CombinedOutput()
+			}
+			if err != nil {
+				t.Fatalf("copy %s: %v\n%s", dir, err, out)
+			}
+			if why2 := e.unsuitableOutside(copyDir); why2 == "" {
+				return copyDir
+			} else {
+				why += "; and the copy in " + copyDir + ": " + why2
+			}
+		}
+	}
+	t.Skipf("the Landlock case needs a directory the sandbox sees, is not granted, and whose files every uid may read: %s", why)
+	return ""
+}
+
+// unsuitableOutside says why dir cannot serve as outsideDir, or "".
+func (e *e2e) unsuitableOutside(dir string) string {
 	fsys := e.strict.Filesystem
 	for _, p := range fsys.Hide {
 		if p, _ := profiles.SplitOptional(p); beneath(dir, p) {
-			t.Skipf("the checkout lies beneath %s, which strict hides: the Landlock case needs %s visible in the sandbox", p, dir)
+			return fmt.Sprintf("%s lies beneath %s, which strict hides", dir, p)
 		}
 	}
 	for _, p := range slices.Concat(fsys.Read, fsys.Exec, fsys.Write, fsys.Overlay, []string{e.modules}) {
 		if p, _ := profiles.SplitOptional(p); beneath(dir, p) {
-			t.Skipf("the checkout lies beneath %s, which strict lets the sandbox read: the Landlock case needs %s unreadable in the sandbox", p, dir)
+			return fmt.Sprintf("%s lies beneath %s, which strict lets the sandbox read", dir, p)
 		}
 	}
 	if err := othersCanRead(filepath.Join(dir, "secret.txt")); err != nil {
-		t.Fatalf("testdata/e2e/outside must be readable by every uid, so that only Landlock stops the sandbox: %v", err)
+		return fmt.Sprintf("%s is not readable by every uid: %v", dir, err)
 	}
-	return dir
+	return ""
 }
