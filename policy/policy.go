@@ -73,6 +73,9 @@ type Policy struct {
 // followed by `vm-run policy generate`. Everything else holds as in
 // enforce mode: the kernel sandbox, the ownership of roots, malformed
 // requests refused, and nothing forwarded that the ledger did not record.
+// A call vm-run cannot judge (a path argument that is not a string, an
+// ambiguous URI) is a policy denial like any other: observed, it is
+// recorded as would_deny and forwarded, and the server judges it.
 //
 // Observe relaxes, so configuration can only choose it where nothing
 // before it said enforce: an explicit "mode: enforce" in a profile binds

@@ -31,11 +31,16 @@ func (p *proxy) embedded(ctx context.Context, pd *pending, m *message) *audit.De
 		call := policy.CallInfo{Kind: policy.KindResource, Name: uri, Workspace: p.cfg.Workspace}
 		in := &message{method: pd.method + " result", id: pd.id}
 		d := p.judge(in, "server", call, nil, nil, time.Now())
-		if d.Allowed() {
+		if d.Verdict == policy.Allow {
 			continue
 		}
 		d.Reason = "the answer embeds " + d.Reason
+		// Observe mode forwards it, recorded like any would_deny; a
+		// record that fails makes it a denial.
 		p.record(ctx, &d)
+		if d.Allowed() {
+			continue
+		}
 		return &d
 	}
 	return nil

@@ -123,7 +123,10 @@ func (s *Spec) keep(path string) Keep {
 
 // openTree clones one tree and sets its mount attributes.
 func (s *Spec) openTree(t Tree, k Keep) (*os.File, error) {
-	fd, err := unix.OpenTree(unix.AT_FDCWD, t.Path, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+	// No symbolic link is followed: Build resolved the path, and only
+	// root can change what lies beneath a private home (safePrivateHome
+	// in the command); a link now is a change since.
+	fd, err := unix.OpenTree(unix.AT_FDCWD, t.Path, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE|unix.AT_SYMLINK_NOFOLLOW)
 	if err != nil {
 		return nil, os.NewSyscallError("open_tree", err)
 	}
@@ -134,8 +137,9 @@ func (s *Spec) openTree(t Tree, k Keep) (*os.File, error) {
 		attr.Attr_set |= unix.MOUNT_ATTR_RDONLY
 	}
 	if t.Overlay {
+		// The owner of what was cloned, not of what the path names now.
 		var st unix.Stat_t
-		if err := unix.Stat(t.Path, &st); err != nil {
+		if err := unix.Fstat(fd, &st); err != nil {
 			f.Close()
 			return nil, &os.PathError{Op: "stat", Path: t.Path, Err: err}
 		}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -80,5 +82,38 @@ func TestVersionFlag(t *testing.T) {
 	run([]string{"version"}, &cmd, &stderr)
 	if flag.String() != cmd.String() || !strings.HasPrefix(flag.String(), "vm-run ") {
 		t.Errorf("--version printed %q, version %q", flag.String(), cmd.String())
+	}
+}
+
+// TestSafePrivateHome: root's sandbox user gets a private home only at a
+// path nobody but root can change, and never at / or a system directory
+// (a home of / once put the command's write rule on the host's root).
+func TestSafePrivateHome(t *testing.T) {
+	if os.Getuid() != 0 {
+		// Only root's runs have private homes; its own dirs are needed.
+		t.Log("the safe cases need directories owned by root; checking the refusals only")
+	}
+	dir := t.TempDir()
+	open := filepath.Join(dir, "open")
+	if err := os.Mkdir(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(open, 0o777)
+	for _, home := range []string{"/", "/proc", "/proc/self", "/etc", "/dev", "/usr/local", "/tmp", open, filepath.Join(open, ".")} {
+		if err := safePrivateHome(home); err == nil {
+			t.Errorf("safePrivateHome(%q) = nil, want a refusal", home)
+		}
+	}
+	if os.Getuid() == 0 {
+		ok := filepath.Join(dir, "home")
+		if err := os.Mkdir(ok, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := safePrivateHome(ok); err != nil {
+			t.Errorf("safePrivateHome(%q) = %v, want nil (root's, under sticky /tmp)", ok, err)
+		}
 	}
 }

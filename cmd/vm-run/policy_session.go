@@ -131,9 +131,11 @@ func (s *recordedSession) use(d audit.Decision, status map[uint64]string) policy
 		Rule:    d.Rule,
 		Reason:  d.Reason,
 	}
-	// A call observe mode forwarded (would_deny) was used like an allowed
-	// one: what the generated policy is for.
-	if d.Allowed() {
+	// A call observe mode forwarded because no rule allowed it (would_deny
+	// by the default) was used like an allowed one: what the generated
+	// policy is for. One a deny rule or a path check would have refused
+	// stays a denial, listed for review, never turned into an allow.
+	if d.Verdict == audit.VerdictAllow || d.Verdict == audit.VerdictWouldDeny && d.Rule == policy.RuleDefault {
 		u.Verdict = policy.Allow
 	}
 	if d.Seq != 0 {

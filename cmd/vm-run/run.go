@@ -349,7 +349,11 @@ func commandIDs(spec string) (ids, error) {
 	if st, err := os.Stat(u.home); u.uid != 0 && (err != nil || !st.IsDir() || int(st.Sys().(*syscall.Stat_t).Uid) != u.uid) {
 		if home, err := os.UserHomeDir(); err == nil && filepath.IsAbs(home) {
 			if st, err := os.Stat(home); err == nil && st.IsDir() {
-				u.home, u.private = home, true
+				if err := safePrivateHome(home); err != nil {
+					fmt.Fprintf(os.Stderr, "vm-run: warning: no private home for uid %d at HOME=%s: %v; the command's HOME is %s\n", u.uid, home, err, u.home)
+				} else {
+					u.home, u.private = home, true
+				}
 			}
 		}
 	}
@@ -365,6 +369,49 @@ func commandIDs(spec string) (ids, error) {
 		u.gid = g
 	}
 	return u, nil
+}
+
+// systemDirs are directories no private home may be, lie beneath or
+// contain: covering them would hide or replace the system (and a home of
+// / would put the command's write rule on the host's root).
+var systemDirs = []string{"/proc", "/sys", "/dev", "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/boot", "/run", "/var"}
+
+// safePrivateHome checks that home can serve as the path of a private
+// home that root's sandbox user gets, with the trees beneath it cloned as
+// root: it is not / or a system directory, and nobody but root can change
+// what it or any directory above it holds (owned by root, and writable by
+// no one else unless sticky, where others cannot replace root's entries),
+// so that what the parent clones beneath it is root's own.
+func safePrivateHome(home string) error {
+	real, err := filepath.EvalSymlinks(home)
+	if err != nil {
+		return err
+	}
+	if real == "/" {
+		return errors.New("it is /")
+	}
+	for _, d := range systemDirs {
+		if real == d || strings.HasPrefix(real, d+"/") {
+			return fmt.Errorf("it lies in the system directory %s", d)
+		}
+	}
+	for d := real; ; d = filepath.Dir(d) {
+		st, err := os.Lstat(d)
+		if err != nil {
+			return err
+		}
+		sys := st.Sys().(*syscall.Stat_t)
+		mode := st.Mode()
+		if sys.Uid != 0 {
+			return fmt.Errorf("%s is owned by uid %d, not root", d, sys.Uid)
+		}
+		if mode.Perm()&0o022 != 0 && (d == real || mode&os.ModeSticky == 0) {
+			return fmt.Errorf("%s is writable by others (mode %04o)", d, mode.Perm())
+		}
+		if d == "/" {
+			return nil
+		}
+	}
 }
 
 type ids struct {
