@@ -316,7 +316,10 @@ func TestE2ELimits(t *testing.T) {
 
 // testForkBomb starts sleeps in a loop, 100 more than the profile's pids
 // limit: without the limit all start; with it the shell's fork fails and
-// it gives up, which vm-run reports.
+// it gives up, which vm-run reports. The sleeps outlast any loop (on a
+// loaded machine a thousand forks have taken over 30 s, and sleeps that
+// ended early kept the sandbox under its limit); they end with the
+// sandbox when the shell exits.
 func (e *limitsEnv) testForkBomb(t *testing.T, u limitsUser, name string) {
 	dir := limitsDir(t, u.uid)
 	p, err := profiles.Load(name, profiles.Vars{Workspace: dir, Home: dir, TmpDir: sandbox.TmpDir})
@@ -328,7 +331,7 @@ func (e *limitsEnv) testForkBomb(t *testing.T, u limitsUser, name string) {
 		t.Fatalf("profile %s has no pids limit", name)
 	}
 	n := limit + 100
-	bomb := fmt.Sprintf(`n=0; for i in $(seq %d); do sleep 30 >/dev/null 2>&1 & n=$((n+1)); done; echo started $n`, n)
+	bomb := fmt.Sprintf(`n=0; for i in $(seq %d); do sleep 600 >/dev/null 2>&1 & n=$((n+1)); done; echo started $n`, n)
 	unlimited := writeProfile(t, dir, "unlimited", fmt.Sprintf("extends: %s\nlimits:\n  pids: ~\n", name))
 	if r := e.run(t, u, dir, unlimited, nil, nil, "/bin/sh", "-c", bomb); r.code != 0 || r.stdout != fmt.Sprintf("started %d\n", n) {
 		t.Fatalf("baseline, %s without a pids limit: %v; want all %d sleeps started", name, r, n)
