@@ -213,6 +213,25 @@ func (e *dataEncoder) sessionEnd(s *SessionEnd) {
 		}
 		e.buf = append(e.buf, '}')
 	}
+	if len(s.LandlockDenials) > 0 {
+		e.member(',', "landlock_denials")
+		for i, d := range s.LandlockDenials {
+			sep := byte(',')
+			if i == 0 {
+				sep = '['
+			}
+			e.buf = append(e.buf, sep)
+			// Not an event type either: key, as for LimitHits.
+			e.key('{', "blockers")
+			e.string(d.Blockers)
+			e.key(',', "object")
+			e.string(d.Object)
+			e.key(',', "count")
+			e.buf = strconv.AppendInt(e.buf, int64(d.Count), 10)
+			e.buf = append(e.buf, '}')
+		}
+		e.buf = append(e.buf, ']')
+	}
 	e.buf = append(e.buf, '}')
 }
 

@@ -68,6 +68,8 @@ func encodeCases() []any {
 			&SessionEnd{ExitStatus: math.MaxInt32},
 			SessionEnd{ExitStatus: 137, Signal: s, Limits: &LimitHits{OOMKills: 1}},
 			SessionEnd{ExitStatus: 2, Error: s, Limits: &LimitHits{PidsMaxHits: math.MaxUint64}},
+			SessionEnd{ExitStatus: 1, LandlockDenials: []LandlockDenial{{Blockers: "fs.read_file", Object: s, Count: 3}}},
+			SessionEnd{LandlockDenials: []LandlockDenial{{Blockers: s, Object: "/x"}, {Object: s, Count: -1}, {}}},
 			Recovered{TornOffset: math.MaxInt64, TornLength: 1, TornSHA256: s},
 			Decision{Tool: s, Verdict: VerdictDeny, Kind: s, From: s, Matcher: s, LatencyNS: -1, Seq: math.MaxUint64,
 				Paths: []string{s, "src/" + s}, URI: s, Args: json.RawMessage(mustMarshal(map[string]any{"token": s}))},

@@ -71,6 +71,25 @@ type SessionEnd struct {
 	// Limits counts what the sandbox's cgroup limits refused it, when
 	// they refused anything.
 	Limits *LimitHits `json:"limits,omitempty"`
+	// LandlockDenials are the accesses Landlock refused the sandbox, as
+	// the kernel's audit records name them, when vm-run could read them
+	// (as root, with audit enabled; see landlock.WatchDenials).
+	LandlockDenials []LandlockDenial `json:"landlock_denials,omitempty"`
+}
+
+// LandlockDenial is one kind of access Landlock refused a session: the
+// access rights or scope that blocked it, what it was refused on, and how
+// many times.
+type LandlockDenial struct {
+	// Blockers are the kernel's names of what blocked the access, as in
+	// its LANDLOCK_ACCESS record, e.g. "fs.read_file" or
+	// "fs.make_reg,fs.refer".
+	Blockers string `json:"blockers"`
+	// Object is the path refused, or for an access without one the
+	// record's own description (e.g. "opid=42 ocomm=\"sh\"").
+	Object string `json:"object"`
+	// Count is how many such denials the session had.
+	Count int `json:"count"`
 }
 
 // LimitHits counts a session's run-ins with its cgroup limits.

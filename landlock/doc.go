@@ -50,6 +50,30 @@
 // go-landlock treats a kernel without the fix as ABI 5, so every feature
 // from ABI 6 on needs it here.
 //
+// # Denial records
+//
+// From ABI 7 the kernel can log each access a domain denies through the
+// audit subsystem, if audit is enabled (Documentation/admin-guide/LSM/
+// landlock.rst, "Audit"): a LANDLOCK_ACCESS record (type 1423) per denial,
+// naming the domain, the blockers (fs.read_file, fs.execute, scope.signal,
+// ...) and the object (path="..." as the sandbox sees it), and with a
+// domain's first denial a LANDLOCK_DOMAIN record (1424) naming the pid and
+// executable of the process that created it. By default only denials of
+// the program that restricted itself are logged; [Rules.Restrict] sets
+// LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON so that the command the init
+// stage executes is logged too.
+//
+// [WatchDenials] reads them back: it joins the audit netlink multicast
+// group AUDIT_NLGRP_READLOG (root: CAP_AUDIT_READ; records come whether
+// or not auditd runs) before the sandbox starts, keeps the Landlock
+// records, and [DenialWatch.Denials] returns those of the domains the init
+// stage (its pid in the host's PID namespace) created. A session's end can
+// come before the kernel's audit thread has delivered its records:
+// [DenialWatch.Flush] sends a marker (an AUDIT_USER message, which lands in
+// the host's audit log too) and waits for it to come back, records being
+// delivered in order. [AuditStatus] says, for `vm-run doctor`, whether
+// this host and user can have them.
+//
 // # Limits
 //
 // Landlock's TCP rights cover TCP only (erratum 1, errata/abi-4.h):

@@ -153,6 +153,14 @@ func (r Rules) plan(abi int) (golandlock.Config, []golandlock.Rule, error) {
 		return golandlock.Config{}, nil, fmt.Errorf("plan landlock rules: ABI %d is outside 1..%d", abi, maxABI)
 	}
 	cfg := configs[abi-1]
+	if abi >= 7 {
+		// LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON: the domain's denials
+		// are logged after the init stage executes the command, too
+		// (by default only those of the program that restricted
+		// itself are). The kernel logs nothing unless audit is
+		// enabled; vm-run reads them back with [WatchDenials].
+		cfg = cfg.EnableLoggingForSubprocesses()
+	}
 	if r.AnyTCP {
 		cfg.HandledAccessNet &^= ll.AccessNetConnectTCP | ll.AccessNetBindTCP
 	}

@@ -68,7 +68,12 @@ func TestPlan(t *testing.T) {
 			t.Errorf("plan(%d) = %v", tt.abi, err)
 			continue
 		}
-		if want := configs[tt.abi-1]; cfg != want {
+		want := configs[tt.abi-1]
+		if tt.abi >= 7 {
+			// Denials after the init stage's exec are logged too.
+			want = want.EnableLoggingForSubprocesses()
+		}
+		if cfg != want {
 			t.Errorf("plan(%d) config = %v, want %v", tt.abi, cfg, want)
 		}
 		var strs []string

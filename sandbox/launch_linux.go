@@ -84,9 +84,18 @@ func Run(s *Spec, stdio Stdio, started func(*Process)) (Status, error) {
 // Start re-executes vm-run as the init stage in fresh user, network, PID,
 // IPC, UTS and mount namespaces, sends it the spec and waits until the
 // command has been executed or setup failed. Call it from a goroutine locked
-// to its thread (see Run).
+// to its thread (see Run). The trees of a private home are opened here
+// ([Spec.OpenTrees]).
 func Start(s *Spec, stdio Stdio) (*Process, error) {
-	return Spawn(s.UID, s.GID, stdio).Start(s)
+	trees, err := s.OpenTrees()
+	if err != nil {
+		return nil, err
+	}
+	p := SpawnTrees(s.UID, s.GID, stdio, trees)
+	for _, f := range trees {
+		f.Close()
+	}
+	return p.Start(s)
 }
 
 // Pending is an init stage started before its spec: it has its namespaces

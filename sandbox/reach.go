@@ -37,6 +37,9 @@ type Unreachable struct {
 	// stop it, each with the chmod that would let it.
 	Blocked []Blocked
 	UID     int
+	// Role says why the command needs the file, for Unreachables'
+	// warnings: "named on its command line", or what reads it.
+	Role string
 }
 
 // Blocked is one component of a path the command's ids may not use.
@@ -105,7 +108,7 @@ func (s *Spec) Reach(path string, exec bool) *Unreachable {
 	case err != nil:
 		return nil
 	}
-	u := &Unreachable{Path: path, UID: s.UID, Blocked: s.blocked(real, exec)}
+	u := &Unreachable{Path: path, UID: s.UID, Blocked: s.blockedInside(real, exec)}
 	grants, key := slices.Concat(s.Landlock.Read, s.Landlock.Exec, s.Landlock.Write), "filesystem.read"
 	if exec {
 		grants, key = s.Landlock.Exec, "filesystem.exec"
@@ -127,14 +130,46 @@ func (s *Spec) Reach(path string, exec bool) *Unreachable {
 	return u
 }
 
-// blocked walks real (resolved) and returns every component that the
-// command's ids may not search (a directory) or use (the file itself).
-func (s *Spec) blocked(real string, exec bool) []Blocked {
+// blockedInside is blocked for the path as the sandbox has it. Beneath a
+// private home, the home and the directories down to each tree brought
+// back are the command's own (trees_linux.go): only the host's tree is
+// judged, from its root down, and not at all for a cache overlaid on an
+// idmapped tree, whose files are the command's. A path beneath the home
+// in no tree is not there inside, which Reach says (Hidden).
+func (s *Spec) blockedInside(real string, exec bool) []Blocked {
+	if s.PrivateHome == "" || !covers(s.PrivateHome, real) {
+		return s.blocked(real, "/", exec)
+	}
+	tree, idmapped := "", false
+	consider := func(p string, overlay bool) {
+		if covers(p, real) && within(p, s.PrivateHome) && len(p) > len(tree) {
+			tree, idmapped = p, overlay
+		}
+	}
+	for _, o := range s.Overlay {
+		consider(o, true)
+	}
+	for _, k := range s.Keep {
+		consider(k.Path, false)
+	}
+	if tree == "" || idmapped {
+		return nil
+	}
+	return s.blocked(real, tree, exec)
+}
+
+// blocked walks real (resolved) and returns every component from the
+// directory from down that the command's ids may not search (a directory)
+// or use (the file itself).
+func (s *Spec) blocked(real, from string, exec bool) []Blocked {
 	var out []Blocked
 	parts := strings.Split(strings.TrimPrefix(real, "/"), "/")
 	cur := "/"
 	for i, part := range append([]string{""}, parts...) {
 		cur = filepath.Join(cur, part)
+		if !covers(from, cur) {
+			continue // above from: the sandbox's own
+		}
 		st, err := os.Stat(cur)
 		if err != nil {
 			return out // beyond what may be searched: what blocks it is out
@@ -202,7 +237,10 @@ func (s *Spec) Unreachables() []*Unreachable {
 	}
 	if strings.Contains(s.Path, "/") && s.Reach(s.Path, true) == nil {
 		if cfg := filepath.Join(filepath.Dir(filepath.Dir(s.abs(s.Path))), "pyvenv.cfg"); exists(cfg) {
-			add(s.Reach(cfg, false))
+			if u := s.Reach(cfg, false); u != nil {
+				u.Role = "the virtual environment's settings, which its python reads as it starts"
+				add(u)
+			}
 		}
 	}
 	for _, a := range s.Args[1:] {
@@ -210,7 +248,10 @@ func (s *Spec) Unreachables() []*Unreachable {
 			continue
 		}
 		if st, err := os.Stat(s.abs(a)); err == nil && st.Mode().IsRegular() {
-			add(s.Reach(a, false))
+			if u := s.Reach(a, false); u != nil {
+				u.Role = "named on its command line"
+				add(u)
+			}
 		}
 	}
 	return out

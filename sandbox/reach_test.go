@@ -102,3 +102,66 @@ func TestReach(t *testing.T) {
 		t.Errorf("Unreachables() = %q, want %q", got, want)
 	}
 }
+
+// TestReachPrivateHome: beneath a private home, the home itself (mode
+// 0700 on the host, as /root is) does not stop the command, which has a
+// home of its own there; a tree brought back is judged from its root down;
+// an overlaid cache, idmapped to the command, not at all; a path in no
+// tree is not there inside, hidden with the home.
+func TestReachPrivateHome(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{root, filepath.Dir(root)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	home := filepath.Join(root, "home")
+	mk := func(path string, mode os.FileMode, dir bool) string {
+		t.Helper()
+		p := filepath.Join(home, path)
+		if dir {
+			if err := os.MkdirAll(p, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		} else if err := os.WriteFile(p, []byte("x\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	mk("", 0o700, true)
+	ws := mk("ws", 0o755, true)
+	script := mk("ws/server.js", 0o644, false)
+	mk("ws/closed", 0o700, true)
+	closed := mk("ws/closed/x.js", 0o644, false)
+	cache := mk(".npm", 0o700, true)
+	cached := mk(".npm/pkg.js", 0o600, false)
+	other := mk("other.js", 0o644, false)
+
+	uid := os.Getuid() + 4242
+	s := &Spec{UID: uid, GID: uid, Dir: ws, PrivateHome: home, Hide: []string{home},
+		Keep:     []Keep{{Path: ws}},
+		Overlay:  []string{cache},
+		Landlock: landlock.Rules{Read: []string{ws, cache}}}
+	if u := s.Reach(script, false); u != nil {
+		t.Errorf("Reach(%s) in the workspace brought back = %v, want nil: the home's mode does not apply inside", script, u)
+	}
+	if u := s.Reach(cached, false); u != nil {
+		t.Errorf("Reach(%s) in the overlaid cache = %v, want nil: the tree is idmapped to the command", cached, u)
+	}
+	u := s.Reach(closed, false)
+	if u == nil || len(u.Blocked) != 1 || u.Blocked[0].Path != filepath.Join(ws, "closed") || u.Landlock != "" {
+		t.Errorf("Reach(%s) = %+v, want ws/closed alone blocked by its mode", closed, u)
+	}
+	u = s.Reach(other, false)
+	if u == nil || len(u.Blocked) != 0 || u.Landlock != "filesystem.read" || u.Hidden != home {
+		t.Errorf("Reach(%s) = %+v, want not granted and hidden with the home, no chmod", other, u)
+	}
+	// The control: without a private home the home's mode stops them all.
+	s.PrivateHome, s.Hide = "", nil
+	if u := s.Reach(script, false); u == nil || len(u.Blocked) == 0 || u.Blocked[0].Path != home {
+		t.Errorf("Reach(%s) without a private home = %+v, want the home's mode to block it", script, u)
+	}
+}

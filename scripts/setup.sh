@@ -56,9 +56,11 @@ apt_install() {
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${opts[@]}" "${need[@]}"
 }
 
-command -v apt-get >/dev/null || { say "error: this script installs with apt-get (Debian, Ubuntu); install by hand: gcc, libseccomp-dev, pkg-config, Go 1.21 or later, Node.js 18 or later with npm"; exit 1; }
+command -v apt-get >/dev/null || { say "error: this script installs with apt-get (Debian, Ubuntu); install by hand: gcc, libseccomp-dev, pkg-config, python3 with venv, Go 1.21 or later, Node.js 18 or later with npm"; exit 1; }
 
 apt_install ca-certificates gcc libc6-dev libseccomp-dev pkg-config bubblewrap
+# For the tests of a Python server in a virtual environment.
+apt_install python3-venv
 
 # go_minor prints the minor version of the go command on PATH (21 for
 # go1.21.5), or nothing.

@@ -36,9 +36,15 @@ if [ "$(id -u)" -ne 0 ]; then
 	exit $first
 fi
 work=$(mktemp -d /tmp/vmrun-unpriv.XXXXXX)
+# uid 65534's home is where users' homes are, not under /tmp, which the
+# sandbox hides: the tests keep servers and files there, outside the
+# workspace, as users do.
+home_parent=/home
+[ -d "$home_parent" ] || home_parent=/var/lib
+home=$(mktemp -d "$home_parent/vmrun-unpriv-home.XXXXXX")
 cgroups=()
 cleanup() {
-	rm -rf "$work"
+	rm -rf "$work" "$home"
 	# Deepest first: vm-run's cgroups beneath the delegated ones.
 	for d in ${cgroups[@]+"${cgroups[@]}"}; do
 		find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
@@ -91,8 +97,10 @@ while read -r _ _ _ mroot point _ rest; do
 	esac
 done </proc/self/mountinfo
 chmod 0755 "$work"
-mkdir -p "$work/home" "$work/bin"
+mkdir -p "$work/bin"
 cp bin/vm-run "$work/bin/vm-run"
+# The Go example server, which uid 65534 cannot build (no go on its PATH).
+go build -o "$work/bin/wordcount" ./scripts/examples/wordcount-go
 for pkg in "${kernel_pkgs[@]}"; do
 	[ -d "$pkg" ] || continue
 	go test -tags "$tags" -c -o "$work/$(echo "$pkg" | tr / _).test" "./$pkg"
@@ -111,15 +119,16 @@ if ! setpriv --reuid 65534 --regid 65534 --clear-groups test -r "$root/go.mod"; 
 	VMRUN_MCP=$src/.cache/mcp/node_modules
 	VMRUN_MCP_SERVERS=$src/.cache/mcp
 fi
-chown -R 65534:65534 "$work/home"
+chown -R 65534:65534 "$home"
+chmod 0755 "$home"
 chmod -R a+rX "$work"
 fail=0
 for pkg in "${kernel_pkgs[@]}"; do
 	t="$work/$(echo "$pkg" | tr / _).test"
 	[ -f "$t" ] || continue
 	echo "== $pkg as uid 65534" >&2
-	if ! (cd "$src/$pkg" && env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$work/home" TMPDIR=/tmp \
-		VMRUN_BIN="$work/bin/vm-run" VMRUN_MCP="$VMRUN_MCP" VMRUN_MCP_SERVERS="$VMRUN_MCP_SERVERS" VMRUN_UNPRIVILEGED=1 CI="${CI:-}" \
+	if ! (cd "$src/$pkg" && env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$home" TMPDIR=/tmp \
+		VMRUN_BIN="$work/bin/vm-run" VMRUN_WORDCOUNT="$work/bin/wordcount" VMRUN_MCP="$VMRUN_MCP" VMRUN_MCP_SERVERS="$VMRUN_MCP_SERVERS" VMRUN_UNPRIVILEGED=1 CI="${CI:-}" \
 		sh -c 'for p in $1; do echo $$ >"$p"; done; shift; exec "$@"' sh "$procs" \
 		setpriv --reuid 65534 --regid 65534 --clear-groups "$t" -test.count=1 -test.timeout=10m); then
 		fail=1

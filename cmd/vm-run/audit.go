@@ -306,6 +306,18 @@ func detail(r audit.Record) string {
 			if s.Error != "" {
 				d += ": " + esc(s.Error)
 			}
+			if l := s.Limits; l != nil && l.OOMKills > 0 {
+				d += fmt.Sprintf("; %s by the OOM killer", plural(l.OOMKills, "process", "processes"))
+			}
+			if l := s.Limits; l != nil && l.PidsMaxHits > 0 {
+				d += fmt.Sprintf("; %s refused by the pids limit", plural(l.PidsMaxHits, "fork", "forks"))
+			}
+			for _, ll := range s.LandlockDenials {
+				d += fmt.Sprintf("; Landlock refused %s %s", esc(ll.Blockers), esc(ll.Object))
+				if ll.Count > 1 {
+					d += fmt.Sprintf(" (%d times)", ll.Count)
+				}
+			}
 			return d
 		}
 	case audit.EventDecision:

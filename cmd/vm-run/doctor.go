@@ -39,6 +39,11 @@ func (doctorCmd) Run(stdout io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", "  landlock "+string(f.Feature), st, "needs "+f.Need)
 	}
 	lvl, lerr := seccomp.APILevel()
+	if ok, why := landlock.AuditStatus(); ok {
+		row("landlock denial records", true, why+": a failed session names the paths Landlock refused it")
+	} else {
+		row("landlock denial records", false, why)
+	}
 	row("seccomp filters", lerr == nil, seccompDetail(lvl, lerr))
 	for _, ns := range sandbox.Namespaces {
 		err := sandbox.CheckNamespace(ns)

@@ -536,6 +536,18 @@ func (e *e2e) outsideDir(t *testing.T) string {
 
 // unsuitableOutside says why dir cannot serve as outsideDir, or "".
 func (e *e2e) unsuitableOutside(dir string) string {
+	if why := e.hiddenOrGranted(dir); why != "" {
+		return why
+	}
+	if err := othersCanRead(filepath.Join(dir, "secret.txt")); err != nil {
+		return fmt.Sprintf("%s is not readable by every uid: %v", dir, err)
+	}
+	return ""
+}
+
+// hiddenOrGranted says whether strict hides dir or lets the sandbox read
+// it, or "".
+func (e *e2e) hiddenOrGranted(dir string) string {
 	fsys := e.strict.Filesystem
 	for _, p := range fsys.Hide {
 		if p, _ := profiles.SplitOptional(p); beneath(dir, p) {
@@ -546,9 +558,6 @@ func (e *e2e) unsuitableOutside(dir string) string {
 		if p, _ := profiles.SplitOptional(p); beneath(dir, p) {
 			return fmt.Sprintf("%s lies beneath %s, which strict lets the sandbox read", dir, p)
 		}
-	}
-	if err := othersCanRead(filepath.Join(dir, "secret.txt")); err != nil {
-		return fmt.Sprintf("%s is not readable by every uid: %v", dir, err)
 	}
 	return ""
 }

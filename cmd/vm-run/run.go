@@ -109,11 +109,14 @@ func (r *runCmd) Run(stdout io.Writer) error {
 		}
 		return err
 	}
+	// Landlock's own denial records, where the kernel logs them and
+	// vm-run may read them: said when the session fails.
+	sess.watchDenials(pending.Pid())
 	// Files the command names that it will not be able to open: said
 	// before it fails with an error of its own that names neither the
 	// reason nor the fix.
 	for _, u := range l.spec.Unreachables() {
-		fmt.Fprintf(os.Stderr, "vm-run: warning: the command will not be able to read %q, named on its command line: %s\nvm-run: hint: %s\n", u.Path, u.Reason(), u.Hint())
+		fmt.Fprintf(os.Stderr, "vm-run: warning: the command will not be able to read %q, %s: %s\nvm-run: hint: %s\n", u.Path, u.Role, u.Reason(), u.Hint())
 	}
 	var st sandbox.Status
 	if r.NoProxy {

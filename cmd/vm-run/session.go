@@ -27,6 +27,60 @@ type session struct {
 	// message when it reaches one: where to raise them.
 	profile string
 	limits  cgroup.Limits
+	// denials reads Landlock's audit records of the domains the init
+	// stage (initPid) creates; nil where vm-run cannot read them.
+	denials *landlock.DenialWatch
+	initPid int
+}
+
+// watchDenials starts reading Landlock's denial records for the sandbox
+// whose init stage is pid, if this host logs them and vm-run may read
+// them (root, audit enabled, Landlock ABI 7: see landlock.AuditStatus);
+// otherwise it does nothing, and `vm-run doctor` says why.
+func (s *session) watchDenials(pid int) {
+	if os.Geteuid() != 0 || pid == 0 || landlock.Detect().ABI < 7 {
+		return
+	}
+	if w, err := landlock.WatchDenials(); err == nil {
+		s.denials, s.initPid = w, pid
+	}
+}
+
+// landlockDenials collects what Landlock refused the sandbox. For a
+// session that failed it first waits (at most a second) for the kernel's
+// audit thread to deliver every record; for one that succeeded it takes
+// what has arrived.
+func (s *session) landlockDenials(failed bool) ([]audit.LandlockDenial, int) {
+	if s.denials == nil {
+		return nil, 0
+	}
+	defer s.denials.Close()
+	if failed {
+		s.denials.Flush(time.Second)
+	}
+	ds, dropped := s.denials.Denials(s.initPid, "")
+	out := make([]audit.LandlockDenial, len(ds))
+	for i, d := range ds {
+		out[i] = audit.LandlockDenial{Blockers: d.Blockers, Object: d.Object, Count: d.Count}
+	}
+	return out, dropped
+}
+
+// reportDenials says what Landlock refused a session that failed, which
+// the command's own error rarely names, and where to grant it.
+func reportDenials(w io.Writer, ds []audit.LandlockDenial, dropped int, profile string) {
+	fmt.Fprintf(w, "vm-run: Landlock refused the sandbox %s (the kernel's audit records):\n", plural(uint64(len(ds)+dropped), "access", "accesses"))
+	for _, d := range ds {
+		times := ""
+		if d.Count > 1 {
+			times = fmt.Sprintf(" (%d times)", d.Count)
+		}
+		fmt.Fprintf(w, "vm-run:   %s %s%s\n", d.Blockers, d.Object, times)
+	}
+	if dropped > 0 {
+		fmt.Fprintf(w, "vm-run:   and %s more\n", plural(uint64(dropped), "other", "others"))
+	}
+	fmt.Fprintf(w, "vm-run: hint: if the command needs a path, grant it in %s under filesystem.read, write or exec (`vm-run profiles show` lists what is granted); fs.execute needs exec, fs.write_file and fs.make_* need write\n", profile)
 }
 
 // openSession opens the ledger and records session_start. The sandbox does
@@ -75,6 +129,12 @@ func (s *session) end(st sandbox.Status, runErr error) error {
 	if l := st.Limits; l.Any() {
 		ev.Limits = &audit.LimitHits{OOMKills: l.OOMKills, PidsMaxHits: l.PidsMax}
 		reportLimits(os.Stderr, st, s.limits, s.profile)
+	}
+	failed := runErr != nil || st.ExitCode() != 0
+	ds, dropped := s.landlockDenials(failed)
+	ev.LandlockDenials = ds
+	if failed && len(ds) > 0 {
+		reportDenials(os.Stderr, ds, dropped, s.profile)
 	}
 	var se *sandbox.SetupError
 	switch {
