@@ -32,28 +32,38 @@ type Denial struct {
 // their count, which a looping server could make endless.
 const maxDenials = 64
 
-// denialLog gathers the Landlock records of one audit stream and sorts
-// them by domain. Landlock logs a domain's LANDLOCK_DOMAIN record
-// (status=allocated, with the pid and executable of the process that
-// created it) once, with the domain's first denial; every LANDLOCK_ACCESS
-// record names its domain by id (Documentation/admin-guide/LSM/landlock.rst,
-// "Audit"). It is not safe for concurrent use.
+// maxUnclaimed bounds the denials held while their domain is not yet
+// known: its LANDLOCK_DOMAIN record follows the domain's first denial in
+// the same audit event, so a few suffice.
+const maxUnclaimed = 16
+
+// denialLog keeps, from one audit stream that carries every process's
+// records, the denials of the Landlock domains one process created (the
+// init stage's, by its pid in the initial PID namespace). Landlock logs a
+// domain's LANDLOCK_DOMAIN record (status=allocated, with the pid and
+// executable of the process that created it) once, right after the
+// domain's first LANDLOCK_ACCESS record; every LANDLOCK_ACCESS record names
+// its domain by id (Documentation/admin-guide/LSM/landlock.rst, "Audit").
+// Other processes' denials are never kept, so they cannot crowd out the
+// session's, and memory stays bounded whatever the host logs. It is not
+// safe for concurrent use.
 type denialLog struct {
-	creator map[string]domainCreator // domain id → who created it
-	denials map[string][]Denial      // domain id → what it refused
-	dropped int                      // distinct denials over maxDenials
+	pid       int
+	ours      map[string]bool // domain ids the process created (at most one per thread)
+	foreign   string          // the last domain seen to be someone else's
+	denials   []Denial
+	dropped   int     // distinct denials over maxDenials
+	unclaimed []claim // denials of domains not yet known, oldest first
 }
 
-// domainCreator is what a LANDLOCK_DOMAIN record says of the process that
-// created the domain: its pid in the initial PID namespace and its
-// executable.
-type domainCreator struct {
-	pid int
-	exe string
+// claim is a denial waiting for its domain's record.
+type claim struct {
+	domain string
+	d      Denial
 }
 
-func newDenialLog() *denialLog {
-	return &denialLog{creator: map[string]domainCreator{}, denials: map[string][]Denial{}}
+func newDenialLog(pid int) *denialLog {
+	return &denialLog{pid: pid, ours: map[string]bool{}}
 }
 
 // add takes one record of the given audit type; its text is the payload
@@ -81,7 +91,22 @@ func (l *denialLog) add(typ int, text string) {
 		if err != nil {
 			return
 		}
-		l.creator[domain] = domainCreator{pid: pid, exe: auditValue(kv["exe"])}
+		mine := pid == l.pid
+		if mine && len(l.ours) < 1024 {
+			l.ours[domain] = true
+		} else if !mine {
+			l.foreign = domain
+		}
+		kept := l.unclaimed[:0]
+		for _, c := range l.unclaimed {
+			switch {
+			case c.domain != domain:
+				kept = append(kept, c)
+			case mine:
+				l.keep(c.d)
+			}
+		}
+		l.unclaimed = kept
 		return
 	}
 	d := Denial{Blockers: kv["blockers"], Count: 1}
@@ -93,52 +118,37 @@ func (l *denialLog) add(typ int, text string) {
 		_, rest, _ := strings.Cut(fields, " blockers="+d.Blockers)
 		d.Object = strings.TrimSpace(rest)
 	}
-	list := l.denials[domain]
-	if i := slices.IndexFunc(list, func(x Denial) bool {
+	switch {
+	case l.ours[domain]:
+		l.keep(d)
+	case domain == l.foreign:
+	default:
+		if len(l.unclaimed) == maxUnclaimed {
+			l.unclaimed = append(l.unclaimed[:0], l.unclaimed[1:]...)
+		}
+		l.unclaimed = append(l.unclaimed, claim{domain, d})
+	}
+}
+
+// keep counts d among the process's denials.
+func (l *denialLog) keep(d Denial) {
+	if i := slices.IndexFunc(l.denials, func(x Denial) bool {
 		return x.Blockers == d.Blockers && x.Object == d.Object
 	}); i >= 0 {
-		list[i].Count++
+		l.denials[i].Count += d.Count
 		return
 	}
-	if l.total() >= maxDenials {
+	if len(l.denials) >= maxDenials {
 		l.dropped++
 		return
 	}
-	l.denials[domain] = append(list, d)
+	l.denials = append(l.denials, d)
 }
 
-func (l *denialLog) total() int {
-	n := 0
-	for _, list := range l.denials {
-		n += len(list)
-	}
-	return n
-}
-
-// of returns the denials of the domains that process pid created running
-// exe (any executable if exe is ""), merged and in the order first seen
-// per domain, and how many distinct denials were not kept.
-func (l *denialLog) of(pid int, exe string) ([]Denial, int) {
-	var out []Denial
-	ids := make([]string, 0, len(l.creator))
-	for id, c := range l.creator {
-		if c.pid == pid && (exe == "" || c.exe == exe) {
-			ids = append(ids, id)
-		}
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		for _, d := range l.denials[id] {
-			if i := slices.IndexFunc(out, func(x Denial) bool {
-				return x.Blockers == d.Blockers && x.Object == d.Object
-			}); i >= 0 {
-				out[i].Count += d.Count
-				continue
-			}
-			out = append(out, d)
-		}
-	}
-	return out, l.dropped
+// result returns the process's denials, in the order first seen, and how
+// many distinct ones were not kept.
+func (l *denialLog) result() ([]Denial, int) {
+	return slices.Clone(l.denials), l.dropped
 }
 
 // auditFields splits an audit record's "name=value name=value" text. The

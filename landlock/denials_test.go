@@ -10,26 +10,45 @@ import (
 // shows and this VM's kernel (6.18) printed, as the audit netlink payload
 // carries them (without the "type=... msg=" prefix auditd adds).
 func TestDenialLog(t *testing.T) {
-	l := newDenialLog()
-	access := func(serial int, domain, rest string) {
-		l.add(auditLandlockAccess, fmt.Sprintf("audit(1796456515.826:%d): domain=%s %s", serial, domain, rest))
+	// feed gives the same stream to a log for each pid.
+	type rec struct {
+		typ  int
+		text string
 	}
+	var stream []rec
+	access := func(serial int, domain, rest string) {
+		stream = append(stream, rec{auditLandlockAccess, fmt.Sprintf("audit(1796456515.826:%d): domain=%s %s", serial, domain, rest)})
+	}
+	domain := func(serial int, id string, pid int) {
+		stream = append(stream, rec{auditLandlockDomain, fmt.Sprintf(`audit(1796456515.826:%d): domain=%s status=allocated mode=enforcing pid=%d uid=65534 exe="/usr/local/bin/vm-run" comm="exe"`, serial, id, pid)})
+	}
+	// The first denial comes before its domain's record.
 	access(30, "195ba459b", `blockers=fs.read_file path="/var/lib/x/secret.txt" dev="vda" ino=803343`)
-	l.add(auditLandlockDomain, `audit(1796456515.826:30): domain=195ba459b status=allocated mode=enforcing pid=300 uid=65534 exe="/usr/local/bin/vm-run" comm="exe"`)
+	domain(30, "195ba459b", 300)
 	access(31, "195ba459b", `blockers=fs.read_file path="/var/lib/x/secret.txt" dev="vda" ino=803343`)
 	// A path with a space is logged in hexadecimal.
 	access(32, "195ba459b", `blockers=fs.make_reg,fs.refer path=2F746D702F6120622F63 dev="vda" ino=1`)
 	// Another thread's domain of the same process (below ABI 8 each
 	// thread has one), and a scope denial without a path.
-	l.add(auditLandlockDomain, `audit(1796456515.900:33): domain=195ba45a0 status=allocated mode=enforcing pid=300 uid=65534 exe="/usr/local/bin/vm-run" comm="exe"`)
 	access(33, "195ba45a0", `blockers=scope.signal opid=1 ocomm="systemd"`)
-	// Someone else's sandbox, and records that are not Landlock's.
-	l.add(auditLandlockDomain, `audit(1796456516.000:34): domain=1aa status=allocated mode=enforcing pid=301 uid=0 exe="/bin/other" comm="other"`)
+	domain(33, "195ba45a0", 300)
+	// Someone else's sandbox, before and after its domain's record, and
+	// records that are not Landlock's.
 	access(34, "1aa", `blockers=fs.execute path="/bin/ls" dev="vda" ino=2`)
-	l.add(1300, `audit(1796456515.826:30): arch=c000003e syscall=257 success=no exit=-13`)
-	l.add(auditLandlockDomain, `audit(1796456517.000:35): domain=195ba459b status=deallocated denials=3`)
+	domain(34, "1aa", 301)
+	access(35, "1aa", `blockers=fs.execute path="/bin/ps" dev="vda" ino=3`)
+	stream = append(stream,
+		rec{1300, `audit(1796456515.826:30): arch=c000003e syscall=257 success=no exit=-13`},
+		rec{auditLandlockDomain, `audit(1796456517.000:36): domain=195ba459b status=deallocated denials=3`})
 
-	got, dropped := l.of(300, "")
+	feed := func(pid int) *denialLog {
+		l := newDenialLog(pid)
+		for _, r := range stream {
+			l.add(r.typ, r.text)
+		}
+		return l
+	}
+	got, dropped := feed(300).result()
 	want := []Denial{
 		{Blockers: "fs.read_file", Object: "/var/lib/x/secret.txt", Count: 2},
 		{Blockers: "fs.make_reg,fs.refer", Object: "/tmp/a b/c", Count: 1},
@@ -38,28 +57,39 @@ func TestDenialLog(t *testing.T) {
 	if !slices.Equal(got, want) || dropped != 0 {
 		t.Errorf("denials of pid 300 = %+v, %d dropped\nwant %+v", got, dropped, want)
 	}
-	if got, _ := l.of(300, "/bin/other"); len(got) != 0 {
-		t.Errorf("denials of pid 300 running /bin/other = %+v, want none", got)
+	want301 := []Denial{{Blockers: "fs.execute", Object: "/bin/ls", Count: 1}, {Blockers: "fs.execute", Object: "/bin/ps", Count: 1}}
+	if got, _ := feed(301).result(); !slices.Equal(got, want301) {
+		t.Errorf("denials of pid 301 = %+v, want %+v", got, want301)
 	}
-	if got, _ := l.of(301, "/bin/other"); len(got) != 1 || got[0].Object != "/bin/ls" {
-		t.Errorf("denials of pid 301 = %+v, want its one fs.execute", got)
-	}
-	if got, _ := l.of(302, ""); len(got) != 0 {
+	if got, _ := feed(302).result(); len(got) != 0 {
 		t.Errorf("denials of pid 302, which created no domain = %+v", got)
 	}
 }
 
 // TestDenialLogBounded: a server that loops over new paths cannot make a
-// session keep more than maxDenials of them.
+// session keep more than maxDenials of them, and another process's
+// denials, however many, neither count against the session's nor grow
+// the log.
 func TestDenialLogBounded(t *testing.T) {
-	l := newDenialLog()
-	l.add(auditLandlockDomain, `audit(1.0:1): domain=a status=allocated mode=enforcing pid=7 uid=0 exe="/x" comm="x"`)
-	for i := range maxDenials + 10 {
-		l.add(auditLandlockAccess, fmt.Sprintf(`audit(1.0:%d): domain=a blockers=fs.read_file path="/p/%d" dev="vda" ino=1`, i+2, i))
+	l := newDenialLog(7)
+	for i := range 1000 {
+		// Another sandbox's domain each time, its record after its
+		// first denial, as the kernel logs them.
+		l.add(auditLandlockAccess, fmt.Sprintf(`audit(1.0:%d): domain=f%d blockers=fs.read_file path="/q/%d" dev="vda" ino=1`, i, i, i))
+		l.add(auditLandlockDomain, fmt.Sprintf(`audit(1.0:%d): domain=f%d status=allocated mode=enforcing pid=8 uid=0 exe="/y" comm="y"`, i, i))
+		// And denials of domains whose record never comes.
+		l.add(auditLandlockAccess, fmt.Sprintf(`audit(1.0:%d): domain=g%d blockers=fs.read_file path="/r/%d" dev="vda" ino=1`, i, i, i))
 	}
-	got, dropped := l.of(7, "")
-	if len(got) != maxDenials || dropped != 10 {
-		t.Errorf("kept %d, dropped %d; want %d and 10", len(got), dropped, maxDenials)
+	l.add(auditLandlockDomain, `audit(2.0:1): domain=a status=allocated mode=enforcing pid=7 uid=0 exe="/x" comm="x"`)
+	for i := range maxDenials + 10 {
+		l.add(auditLandlockAccess, fmt.Sprintf(`audit(2.0:%d): domain=a blockers=fs.read_file path="/p/%d" dev="vda" ino=1`, i+2, i))
+	}
+	got, dropped := l.result()
+	if len(got) != maxDenials || dropped != 10 || got[0].Object != "/p/0" {
+		t.Errorf("kept %d (first %+v), dropped %d; want the first %d of pid 7's and 10 dropped", len(got), got[0], dropped, maxDenials)
+	}
+	if len(l.unclaimed) > maxUnclaimed || len(l.ours) != 1 {
+		t.Errorf("the log holds %d unclaimed denials and %d domains; want at most %d and 1", len(l.unclaimed), len(l.ours), maxUnclaimed)
 	}
 }
 

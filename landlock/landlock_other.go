@@ -19,13 +19,13 @@ func (r Rules) Restrict() error {
 type DenialWatch struct{}
 
 // WatchDenials returns [ErrNotSupported].
-func WatchDenials() (*DenialWatch, error) { return nil, ErrNotSupported }
+func WatchDenials(int) (*DenialWatch, error) { return nil, ErrNotSupported }
 
 // Flush does nothing.
 func (w *DenialWatch) Flush(time.Duration) {}
 
 // Denials returns nothing.
-func (w *DenialWatch) Denials(int, string) ([]Denial, int) { return nil, 0 }
+func (w *DenialWatch) Denials() ([]Denial, int) { return nil, 0 }
 
 // Close does nothing.
 func (w *DenialWatch) Close() error { return nil }

@@ -43,11 +43,13 @@ type DenialWatch struct {
 
 // WatchDenials subscribes to the audit multicast group that copies every
 // audit record read-only (AUDIT_NLGRP_READLOG, which needs CAP_AUDIT_READ
-// and the initial user and network namespaces), if audit is enabled. It
-// must be called before the sandbox can be denied anything. Records come
+// and the initial user and network namespaces), if audit is enabled, and
+// keeps the denials of the Landlock domains that process pid (as the
+// initial PID namespace numbers it: the init stage) creates. It must be
+// called before the sandbox can be denied anything. Records come
 // whether or not an audit daemon runs; with none the kernel also prints
 // them to its log. Close it when done.
-func WatchDenials() (*DenialWatch, error) {
+func WatchDenials(pid int) (*DenialWatch, error) {
 	if on, err := auditEnabled(); err != nil {
 		return nil, err
 	} else if !on {
@@ -67,7 +69,7 @@ func WatchDenials() (*DenialWatch, error) {
 	var nonce [8]byte
 	rand.Read(nonce[:])
 	w := &DenialWatch{f: os.NewFile(uintptr(fd), "audit-readlog"), marker: "vm-run-denials-flush=" + hex.EncodeToString(nonce[:]),
-		log: newDenialLog(), flushed: make(chan struct{}), done: make(chan struct{})}
+		log: newDenialLog(pid), flushed: make(chan struct{}), done: make(chan struct{})}
 	go w.read()
 	return w, nil
 }
@@ -125,14 +127,13 @@ func (w *DenialWatch) Flush(timeout time.Duration) {
 	}
 }
 
-// Denials returns what Landlock refused the domains that process pid
-// created while running the executable exe ("" for any), and how many
-// distinct denials were past the limit a session keeps. pid is as the
-// initial PID namespace numbers it.
-func (w *DenialWatch) Denials(pid int, exe string) ([]Denial, int) {
+// Denials returns what Landlock refused the watched process's domains,
+// in the order first seen, and how many distinct denials were past the
+// limit a session keeps.
+func (w *DenialWatch) Denials() ([]Denial, int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.log.of(pid, exe)
+	return w.log.result()
 }
 
 // Close stops the watch.

@@ -28,9 +28,8 @@ type session struct {
 	profile string
 	limits  cgroup.Limits
 	// denials reads Landlock's audit records of the domains the init
-	// stage (initPid) creates; nil where vm-run cannot read them.
+	// stage creates; nil where vm-run cannot read them.
 	denials *landlock.DenialWatch
-	initPid int
 }
 
 // watchDenials starts reading Landlock's denial records for the sandbox
@@ -41,8 +40,8 @@ func (s *session) watchDenials(pid int) {
 	if os.Geteuid() != 0 || pid == 0 || landlock.Detect().ABI < 7 {
 		return
 	}
-	if w, err := landlock.WatchDenials(); err == nil {
-		s.denials, s.initPid = w, pid
+	if w, err := landlock.WatchDenials(pid); err == nil {
+		s.denials = w
 	}
 }
 
@@ -58,7 +57,7 @@ func (s *session) landlockDenials(failed bool) ([]audit.LandlockDenial, int) {
 	if failed {
 		s.denials.Flush(time.Second)
 	}
-	ds, dropped := s.denials.Denials(s.initPid, "")
+	ds, dropped := s.denials.Denials()
 	out := make([]audit.LandlockDenial, len(ds))
 	for i, d := range ds {
 		out[i] = audit.LandlockDenial{Blockers: d.Blockers, Object: d.Object, Count: d.Count}
