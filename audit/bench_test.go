@@ -140,7 +140,7 @@ func BenchmarkVerify(b *testing.B) {
 		}
 		d := benchDecision(i)
 		if i%5 == 0 {
-			d.Args.(map[string]any)["content"] = content
+			d.Args = json.RawMessage(fmt.Sprintf(`{"path":"docs/section-%d/page.md","content":%q}`, i, content))
 		}
 		if _, err := l.Log(context.Background(), d); err != nil {
 			b.Fatal(err)

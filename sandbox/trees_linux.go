@@ -183,6 +183,11 @@ func idmapNamespace(fromUID, toUID, fromGID, toGID int) (*os.File, func(), error
 		return nil, nil, fmt.Errorf("start the idmap namespace holder: %w", err)
 	}
 	done := func() {
+		// The namespace outlives its holder while a descriptor names
+		// it (namespaces(7), "The namespaces/ directory"): once it is
+		// open the holder is killed, not waited for while its Go
+		// runtime starts only to see its standard input close.
+		cmd.Process.Kill()
 		stdin.Close()
 		cmd.Wait()
 	}
@@ -191,7 +196,9 @@ func idmapNamespace(fromUID, toUID, fromGID, toGID int) (*os.File, func(), error
 		done()
 		return nil, nil, err
 	}
-	return ns, func() { ns.Close(); done() }, nil
+	// The holder may go now; ns keeps the namespace and its mapping.
+	done()
+	return ns, func() { ns.Close() }, nil
 }
 
 // attachTrees is the init stage's part: each tree is attached where it

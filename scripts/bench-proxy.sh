@@ -9,7 +9,7 @@
 #    (benchproxy fake-server) that floods faster than a real one;
 #  - VmRSS and VmHWM of the vm-run parent (proxy + ledger writer) under load.
 #
-# Targets (issue 4): added p50 <= 0.5 ms with the durable ledger; proxy
+# Targets (issue 9): added p50 <= 0.3 ms with the durable ledger; proxy
 # RSS <= 20 MB. A MISS is reported, not an error.
 #
 # Environment: VMRUN (default bin/vm-run, `make build`), BENCH_BLOCKS and
