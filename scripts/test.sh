@@ -27,6 +27,10 @@ fi
 echo "== go test (uid $(id -u))" >&2
 first=0
 go test -tags "$tags" -count=1 -timeout 15m ./... || first=1
+# Each benchmark once, so that `make bench` never meets one that no longer
+# runs; the figures mean nothing here.
+echo "== benchmarks, once each" >&2
+go test -tags "$tags" -count=1 -run '^$' -bench . -benchtime 1x ./... >/dev/null || first=1
 
 # The same kernel-facing tests as uid 65534. Test binaries and vm-run are
 # copied where that uid can read and execute them.
