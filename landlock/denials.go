@@ -48,7 +48,13 @@ const maxUnclaimed = 16
 // session's, and memory stays bounded whatever the host logs. It is not
 // safe for concurrent use.
 type denialLog struct {
+	// pid, uid and exe are the creator's: its pid in the initial PID
+	// namespace, its uid on the host and its executable. A pid alone
+	// could be a recycled one's, whose old domains live on in its
+	// children.
 	pid       int
+	uid       string
+	exe       string
 	ours      map[string]bool // domain ids the process created (at most one per thread)
 	foreign   string          // the last domain seen to be someone else's
 	denials   []Denial
@@ -62,8 +68,8 @@ type claim struct {
 	d      Denial
 }
 
-func newDenialLog(pid int) *denialLog {
-	return &denialLog{pid: pid, ours: map[string]bool{}}
+func newDenialLog(pid, uid int, exe string) *denialLog {
+	return &denialLog{pid: pid, uid: strconv.Itoa(uid), exe: exe, ours: map[string]bool{}}
 }
 
 // add takes one record of the given audit type; its text is the payload
@@ -91,7 +97,8 @@ func (l *denialLog) add(typ int, text string) {
 		if err != nil {
 			return
 		}
-		mine := pid == l.pid
+		exe := strings.TrimSuffix(auditValue(kv["exe"]), " (deleted)")
+		mine := pid == l.pid && kv["uid"] == l.uid && (l.exe == "" || exe == l.exe)
 		if mine && len(l.ours) < 1024 {
 			l.ours[domain] = true
 		} else if !mine {

@@ -3,6 +3,7 @@ package landlock
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -22,6 +23,14 @@ func TestDenialLog(t *testing.T) {
 	domain := func(serial int, id string, pid int) {
 		stream = append(stream, rec{auditLandlockDomain, fmt.Sprintf(`audit(1796456515.826:%d): domain=%s status=allocated mode=enforcing pid=%d uid=65534 exe="/usr/local/bin/vm-run" comm="exe"`, serial, id, pid)})
 	}
+	// A domain whose creator had pid 300 too, before it was recycled:
+	// another uid, another executable.
+	domain(29, "dead1", 300)
+	stream[len(stream)-1].text = strings.Replace(stream[len(stream)-1].text, "uid=65534", "uid=1000", 1)
+	access(29, "dead1", `blockers=fs.read_file path="/home/u/x" dev="vda" ino=9`)
+	domain(29, "dead2", 300)
+	stream[len(stream)-1].text = strings.Replace(stream[len(stream)-1].text, "/usr/local/bin/vm-run", "/usr/bin/python3", 1)
+	access(29, "dead2", `blockers=fs.read_file path="/home/u/y" dev="vda" ino=9`)
 	// The first denial comes before its domain's record.
 	access(30, "195ba459b", `blockers=fs.read_file path="/var/lib/x/secret.txt" dev="vda" ino=803343`)
 	domain(30, "195ba459b", 300)
@@ -42,7 +51,7 @@ func TestDenialLog(t *testing.T) {
 		rec{auditLandlockDomain, `audit(1796456517.000:36): domain=195ba459b status=deallocated denials=3`})
 
 	feed := func(pid int) *denialLog {
-		l := newDenialLog(pid)
+		l := newDenialLog(pid, 65534, "/usr/local/bin/vm-run")
 		for _, r := range stream {
 			l.add(r.typ, r.text)
 		}
@@ -71,7 +80,7 @@ func TestDenialLog(t *testing.T) {
 // denials, however many, neither count against the session's nor grow
 // the log.
 func TestDenialLogBounded(t *testing.T) {
-	l := newDenialLog(7)
+	l := newDenialLog(7, 0, "")
 	for i := range 1000 {
 		// Another sandbox's domain each time, its record after its
 		// first denial, as the kernel logs them.

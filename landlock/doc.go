@@ -59,15 +59,20 @@
 // ...) and the object (path="..." as the sandbox sees it), and with a
 // domain's first denial a LANDLOCK_DOMAIN record (1424) naming the pid and
 // executable of the process that created it. By default only denials of
-// the program that restricted itself are logged; [Rules.Restrict] sets
-// LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON so that the command the init
-// stage executes is logged too.
+// the program that restricted itself are logged; with [Rules].LogDenials,
+// [Rules.Restrict] sets LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON so that the
+// command the init stage executes is logged too. vm-run sets it only when
+// it reads the records: a hostile command could otherwise fill the host's
+// audit log with denials nobody asked for.
 //
 // [WatchDenials] reads them back: it joins the audit netlink multicast
 // group AUDIT_NLGRP_READLOG (root: CAP_AUDIT_READ; records come whether
 // or not auditd runs) before the sandbox starts, keeps the Landlock
-// records, and [DenialWatch.Denials] returns those of the domains the init
-// stage (its pid in the host's PID namespace) created. A session's end can
+// records the kernel sent (sender port 0: a process with CAP_NET_ADMIN
+// can multicast to the group too), and [DenialWatch.Denials] returns those
+// of the domains the init stage created: its pid in the host's PID
+// namespace, its uid and its executable, as the domain's record names
+// them. A domain the command creates itself is its own, and not reported. A session's end can
 // come before the kernel's audit thread has delivered its records:
 // [DenialWatch.Flush] sends a marker (an AUDIT_USER message, which lands in
 // the host's audit log too) and waits for it to come back, records being

@@ -19,7 +19,7 @@ func (r Rules) Restrict() error {
 type DenialWatch struct{}
 
 // WatchDenials returns [ErrNotSupported].
-func WatchDenials(int) (*DenialWatch, error) { return nil, ErrNotSupported }
+func WatchDenials(int, int) (*DenialWatch, error) { return nil, ErrNotSupported }
 
 // Flush does nothing.
 func (w *DenialWatch) Flush(time.Duration) {}

@@ -54,6 +54,11 @@ type Rules struct {
 	// bind and connect at all. For a sandbox whose network namespace holds
 	// only its own loopback, where every port is the sandbox's own.
 	AnyTCP bool `json:"any_tcp,omitempty"`
+	// LogDenials asks the kernel to log the denials of the programs the
+	// restricted process executes too (from ABI 7, with audit enabled):
+	// set only when someone reads them (WatchDenials), since a hostile
+	// program could otherwise fill the host's audit log for nobody.
+	LogDenials bool `json:"log_denials,omitempty"`
 	// Require lists the features that must be enforced; a kernel that
 	// lacks one makes Restrict fail with a *MissingFeatureError unless
 	// BestEffort is set. Some features are required without being listed:
@@ -153,7 +158,7 @@ func (r Rules) plan(abi int) (golandlock.Config, []golandlock.Rule, error) {
 		return golandlock.Config{}, nil, fmt.Errorf("plan landlock rules: ABI %d is outside 1..%d", abi, maxABI)
 	}
 	cfg := configs[abi-1]
-	if abi >= 7 {
+	if abi >= 7 && r.LogDenials {
 		// LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON: the domain's denials
 		// are logged after the init stage executes the command, too
 		// (by default only those of the program that restricted

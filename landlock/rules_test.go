@@ -68,12 +68,7 @@ func TestPlan(t *testing.T) {
 			t.Errorf("plan(%d) = %v", tt.abi, err)
 			continue
 		}
-		want := configs[tt.abi-1]
-		if tt.abi >= 7 {
-			// Denials after the init stage's exec are logged too.
-			want = want.EnableLoggingForSubprocesses()
-		}
-		if cfg != want {
+		if want := configs[tt.abi-1]; cfg != want {
 			t.Errorf("plan(%d) config = %v, want %v", tt.abi, cfg, want)
 		}
 		var strs []string
@@ -127,5 +122,25 @@ func TestPlanErrors(t *testing.T) {
 	}
 	if _, _, err := (Rules{}).plan(0); err == nil {
 		t.Errorf("plan(0) = nil, want an error")
+	}
+}
+
+// TestPlanLogDenials: the command's denials are logged (LOG_NEW_EXEC_ON)
+// only when asked, and only from ABI 7, which has the flag.
+func TestPlanLogDenials(t *testing.T) {
+	for _, tt := range []struct {
+		abi  int
+		log  bool
+		want bool
+	}{{6, true, false}, {7, false, false}, {7, true, true}, {maxABI, true, true}} {
+		cfg, _, err := Rules{LogDenials: tt.log}.plan(tt.abi)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg != configs[tt.abi-1]; got != tt.want {
+			t.Errorf("plan(%d) with LogDenials %v = %v, want the logging flag %v", tt.abi, tt.log, cfg, tt.want)
+		} else if tt.want && cfg != configs[tt.abi-1].EnableLoggingForSubprocesses() {
+			t.Errorf("plan(%d) with LogDenials = %v, want only LOG_NEW_EXEC_ON added", tt.abi, cfg)
+		}
 	}
 }

@@ -45,11 +45,13 @@ type DenialWatch struct {
 // audit record read-only (AUDIT_NLGRP_READLOG, which needs CAP_AUDIT_READ
 // and the initial user and network namespaces), if audit is enabled, and
 // keeps the denials of the Landlock domains that process pid (as the
-// initial PID namespace numbers it: the init stage) creates. It must be
-// called before the sandbox can be denied anything. Records come
+// initial PID namespace numbers it: the init stage), running as uid on
+// the host, creates while it runs this executable. It must be called
+// before the sandbox can be denied anything, and [Rules.LogDenials] set
+// for the kernel to log the command's denials. Records come
 // whether or not an audit daemon runs; with none the kernel also prints
 // them to its log. Close it when done.
-func WatchDenials(pid int) (*DenialWatch, error) {
+func WatchDenials(pid, uid int) (*DenialWatch, error) {
 	if on, err := auditEnabled(); err != nil {
 		return nil, err
 	} else if !on {
@@ -69,7 +71,7 @@ func WatchDenials(pid int) (*DenialWatch, error) {
 	var nonce [8]byte
 	rand.Read(nonce[:])
 	w := &DenialWatch{f: os.NewFile(uintptr(fd), "audit-readlog"), marker: "vm-run-denials-flush=" + hex.EncodeToString(nonce[:]),
-		log: newDenialLog(pid), flushed: make(chan struct{}), done: make(chan struct{})}
+		log: newDenialLog(pid, uid, selfExe()), flushed: make(chan struct{}), done: make(chan struct{})}
 	go w.read()
 	return w, nil
 }
@@ -78,11 +80,34 @@ func WatchDenials(pid int) (*DenialWatch, error) {
 func (w *DenialWatch) read() {
 	defer close(w.done)
 	buf := make([]byte, 1<<16)
+	rc, err := w.f.SyscallConn()
+	if err != nil {
+		w.mu.Lock()
+		w.readErr = err
+		w.mu.Unlock()
+		return
+	}
 	for {
-		n, err := w.f.Read(buf)
-		if errors.Is(err, unix.ENOBUFS) {
+		var n int
+		var from unix.Sockaddr
+		var rerr error
+		err := rc.Read(func(fd uintptr) bool {
+			n, from, rerr = unix.Recvfrom(int(fd), buf, unix.MSG_DONTWAIT)
+			return rerr != unix.EAGAIN
+		})
+		if err == nil {
+			err = rerr
+		}
+		if errors.Is(err, unix.ENOBUFS) || errors.Is(err, unix.EINTR) {
 			// Records were lost to a full buffer; keep the rest.
 			continue
+		}
+		if err == nil {
+			// Only the kernel's records (sender port 0): a process
+			// with CAP_NET_ADMIN may multicast to the group too.
+			if nl, ok := from.(*unix.SockaddrNetlink); !ok || nl.Pid != 0 {
+				continue
+			}
 		}
 		if err != nil {
 			w.mu.Lock()
@@ -251,4 +276,14 @@ func sendOn(fd int, typ uint16, data []byte, ack bool) error {
 	binary.NativeEndian.PutUint32(msg[8:], 1)
 	copy(msg[unix.NLMSG_HDRLEN:], data)
 	return unix.Sendto(fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
+}
+
+// selfExe is this program's executable as the kernel names it, which the
+// init stage, a re-execution of it, runs; "" if it cannot be read.
+func selfExe() string {
+	exe, err := os.Readlink("/proc/self/exe")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSuffix(exe, " (deleted)")
 }

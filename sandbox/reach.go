@@ -113,7 +113,10 @@ func (s *Spec) Reach(path string, exec bool) *Unreachable {
 	if exec {
 		grants, key = s.Landlock.Exec, "filesystem.exec"
 	}
-	if !slices.ContainsFunc(grants, func(g string) bool { return within(real, g) }) {
+	// The grants of the private temp dir and home reach the fresh tmpfs
+	// mounted there, never the host's files beneath them.
+	host := func(g string) bool { return g != s.TmpDir && g != s.PrivateHome && covers(g, real) }
+	if !slices.ContainsFunc(grants, host) {
 		u.Landlock = key
 		// Not there at all inside when it is beneath a hidden directory
 		// and nothing the profile grants brings it back (the private

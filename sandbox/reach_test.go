@@ -139,17 +139,22 @@ func TestReachPrivateHome(t *testing.T) {
 	cache := mk(".npm", 0o700, true)
 	cached := mk(".npm/pkg.js", 0o600, false)
 	other := mk("other.js", 0o644, false)
+	granted := mk("ws/one.js", 0o644, false) // granted as a file, not a directory
 
 	uid := os.Getuid() + 4242
 	s := &Spec{UID: uid, GID: uid, Dir: ws, PrivateHome: home, Hide: []string{home},
 		Keep:     []Keep{{Path: ws}},
 		Overlay:  []string{cache},
-		Landlock: landlock.Rules{Read: []string{ws, cache}}}
+		// As Build grants it: the home itself is writable (its tmpfs).
+		Landlock: landlock.Rules{Read: []string{ws, cache, granted}, Write: []string{home}}}
 	if u := s.Reach(script, false); u != nil {
 		t.Errorf("Reach(%s) in the workspace brought back = %v, want nil: the home's mode does not apply inside", script, u)
 	}
 	if u := s.Reach(cached, false); u != nil {
 		t.Errorf("Reach(%s) in the overlaid cache = %v, want nil: the tree is idmapped to the command", cached, u)
+	}
+	if u := s.Reach(granted, false); u != nil {
+		t.Errorf("Reach(%s), granted by its own path = %v, want nil", granted, u)
 	}
 	u := s.Reach(closed, false)
 	if u == nil || len(u.Blocked) != 1 || u.Blocked[0].Path != filepath.Join(ws, "closed") || u.Landlock != "" {

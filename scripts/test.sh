@@ -40,21 +40,22 @@ if [ "$(id -u)" -ne 0 ]; then
 	exit $first
 fi
 work=$(mktemp -d /tmp/vmrun-unpriv.XXXXXX)
-# uid 65534's home is where users' homes are, not under /tmp, which the
-# sandbox hides: the tests keep servers and files there, outside the
-# workspace, as users do.
-home_parent=/home
-[ -d "$home_parent" ] || home_parent=/var/lib
-home=$(mktemp -d "$home_parent/vmrun-unpriv-home.XXXXXX")
+home=
 cgroups=()
 cleanup() {
-	rm -rf "$work" "$home"
+	rm -rf "$work" ${home:+"$home"}
 	# Deepest first: vm-run's cgroups beneath the delegated ones.
 	for d in ${cgroups[@]+"${cgroups[@]}"}; do
 		find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
 	done
 }
 trap cleanup EXIT
+# uid 65534's home is where users' homes are, not under /tmp, which the
+# sandbox hides: the tests keep servers and files there, outside the
+# workspace, as users do. /home may not be writable by root (NFS with
+# root squashed): /var/lib then.
+home=$(mktemp -d /home/vmrun-unpriv-home.XXXXXX 2>/dev/null) ||
+	home=$(mktemp -d /var/lib/vmrun-unpriv-home.XXXXXX)
 
 # Real users are not root, and the built-in profiles' limits need a cgroup
 # delegated to them, as systemd's user manager has one. Delegate one to uid

@@ -111,7 +111,7 @@ func (r *runCmd) Run(stdout io.Writer) error {
 	}
 	// Landlock's own denial records, where the kernel logs them and
 	// vm-run may read them: said when the session fails.
-	sess.watchDenials(pending.Pid())
+	sess.watchDenials(pending.Pid(), l.spec)
 	// Files the command names that it will not be able to open: said
 	// before it fails with an error of its own that names neither the
 	// reason nor the fix.

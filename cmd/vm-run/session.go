@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vm-run/vm-run/audit"
+	"github.com/vm-run/vm-run/internal/textsafe"
 	"github.com/vm-run/vm-run/landlock"
 	"github.com/vm-run/vm-run/sandbox"
 	"github.com/vm-run/vm-run/sandbox/cgroup"
@@ -34,14 +35,16 @@ type session struct {
 
 // watchDenials starts reading Landlock's denial records for the sandbox
 // whose init stage is pid, if this host logs them and vm-run may read
-// them (root, audit enabled, Landlock ABI 7: see landlock.AuditStatus);
-// otherwise it does nothing, and `vm-run doctor` says why.
-func (s *session) watchDenials(pid int) {
+// them (root, audit enabled, Landlock ABI 7: see landlock.AuditStatus),
+// and asks the kernel to log the command's; otherwise it does nothing,
+// and `vm-run doctor` says why. Call it before the spec is sent.
+func (s *session) watchDenials(pid int, spec *sandbox.Spec) {
 	if os.Geteuid() != 0 || pid == 0 || landlock.Detect().ABI < 7 {
 		return
 	}
-	if w, err := landlock.WatchDenials(pid); err == nil {
+	if w, err := landlock.WatchDenials(pid, spec.UID); err == nil {
 		s.denials = w
+		spec.Landlock.LogDenials = true
 	}
 }
 
@@ -74,7 +77,9 @@ func reportDenials(w io.Writer, ds []audit.LandlockDenial, dropped int, profile 
 		if d.Count > 1 {
 			times = fmt.Sprintf(" (%d times)", d.Count)
 		}
-		fmt.Fprintf(w, "vm-run:   %s %s%s\n", d.Blockers, d.Object, times)
+		// The path is the kernel's, but its bytes are whatever the
+		// command named its files: escaped, never raw on a terminal.
+		fmt.Fprintf(w, "vm-run:   %s %s%s\n", textsafe.Escape(d.Blockers), textsafe.Escape(d.Object), times)
 	}
 	if dropped > 0 {
 		fmt.Fprintf(w, "vm-run:   and %s more\n", plural(uint64(dropped), "other", "others"))
