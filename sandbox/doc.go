@@ -21,17 +21,40 @@
 // [InitArg0] in new user, network, PID, IPC, UTS and mount namespaces (and
 // a cgroup namespace, which the init stage unshares itself); the
 // program's main must hand such a process to [InitMain] before parsing
-// anything. The init stage reads the spec from an inherited pipe, never
-// argv or the environment, then mounts, drops capabilities, sets
-// no_new_privs, applies Landlock and, last, seccomp, and executes the
-// command. Setup errors come back over a close-on-exec status pipe as
-// [*SetupError] values. It stays as PID 1 of the sandbox, reaping orphans
-// and relaying signals, until the command exits.
+// anything. The init stage reads the spec from the channel, never argv or
+// the environment, then mounts, drops capabilities, sets no_new_privs,
+// applies Landlock and, last, seccomp, and executes the command. Setup
+// errors come back over the channel as [*SetupError] values. It stays as
+// PID 1 of the sandbox, reaping orphans and relaying signals, until the
+// command exits.
+//
+// # The channel
+//
+// The parent and the init stage talk over one AF_UNIX stream socketpair,
+// inherited as descriptor 3 and close-on-exec there, so the command never
+// has it. Messages are typed (spec, signal, started, error, exit), framed
+// by their length, and may carry descriptors (SCM_RIGHTS), which the
+// network of a later profile mode needs (channel_linux.go). The socket is
+// also the parent's lifeline: its end closes when the parent dies, and the
+// init stage sees a hang-up.
+//
+//	parent (host)                                  init stage (PID 1, new namespaces)
+//	  socketpair; spawn ── fd 3 (trees: 4, 5, ...) ─▶ PR_SET_PDEATHSIG, wait
+//	  profile loads; session_start synced
+//	  init stage moved into the sandbox's cgroup
+//	  ─── spec ────────────────────────────────────▶ (a hang-up here: parent gone, exit)
+//	                                                 namespace check, loopback, cgroup ns,
+//	                                                 mounts, rlimits, caps, Landlock, seccomp
+//	  ◀── error {SetupError} ──────────────────────  setup failed: exit 125
+//	  ◀── started {pid} ───────────────────────────  or the command runs
+//	  ─── signal {n} (any number) ─────────────────▶ kill(command, n)
+//	  ◀── exit {status} ───────────────────────────  the command ended: exit, and the
+//	                                                 kernel ends the PID namespace
 //
 // # Signals
 //
-// [Process.Signal] writes each signal for the command on the spec pipe,
-// and the init stage relays it; [Run] does so for SIGINT, SIGTERM, SIGHUP,
+// [Process.Signal] sends each signal for the command on the channel, and
+// the init stage relays it; [Run] does so for SIGINT, SIGTERM, SIGHUP,
 // SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH when vm-run receives them.
 // SIGKILL ends the init stage, and with it the whole sandbox. A signal
 // sent to the init stage itself, by the command or from the host, is

@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -44,20 +43,21 @@ func InitMain() {
 	// The parent-death signal and the per-thread steps below must happen
 	// on the thread that stays; psx covers the other threads.
 	runtime.LockOSThread()
-	status := os.NewFile(statusFd, "status")
-	unix.CloseOnExec(statusFd)
-	report := json.NewEncoder(status)
+	// The channel to the parent (channel_linux.go); the command does not
+	// inherit it.
+	unix.CloseOnExec(chanFd)
+	ch := &channel{f: os.NewFile(chanFd, "channel")}
 	fail := func(e *SetupError) {
-		report.Encode(message{Error: e})
+		ch.send(&chanMsg{Type: msgError, Error: e})
 		os.Exit(ExitSetup)
 	}
-	// Die with the parent. Set before reading the spec; the spec pipe's
-	// write end stays open in the parent, so a hang-up on it after this
-	// point means the parent died before the signal was armed.
+	// Die with the parent. Set before reading the spec; the parent's end
+	// of the channel stays open while it lives, so a hang-up on it after
+	// this point means the parent died before the signal was armed.
 	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
 		fail(setupErr("parent-death signal", os.NewSyscallError("prctl", err), ""))
 	}
-	s, specPipe, err := readSpec()
+	s, err := readSpec(ch)
 	if err != nil {
 		fail(setupErr("read spec", err, ""))
 	}
@@ -84,31 +84,34 @@ func InitMain() {
 		errors.As(err, &se)
 		fail(se)
 	}
-	report.Encode(message{Started: pid})
-	st := reap(pid, chld, relayed(specPipe))
-	report.Encode(message{Exit: &st})
+	ch.send(&chanMsg{Type: msgStarted, Started: pid})
+	st := reap(pid, chld, relayed(ch))
+	ch.send(&chanMsg{Type: msgExit, Exit: &st})
 	// Returning from PID 1 makes the kernel kill every process left in the
 	// PID namespace, daemonized grandchildren included
 	// (pid_namespaces(7)).
 	os.Exit(0)
 }
 
-// readSpec reads the spec from the spec pipe and returns the decoder, from
-// which the relayed signals follow.
-func readSpec() (*Spec, *json.Decoder, error) {
-	f := os.NewFile(specFd, "spec")
-	dec := json.NewDecoder(f)
-	dec.DisallowUnknownFields()
-	var s Spec
-	if err := dec.Decode(&s); err != nil {
-		return nil, nil, fmt.Errorf("decode: %w", err)
+// readSpec reads the spec, the parent's first message. Descriptors do not
+// come with it: the trees are inherited.
+func readSpec(ch *channel) (*Spec, error) {
+	m, fds, err := ch.recv()
+	closeFds(fds)
+	if err != nil {
+		return nil, err
 	}
-	return &s, dec, nil
+	if m.Type != msgSpec || m.Spec == nil {
+		return nil, fmt.Errorf("got a %q message where the spec comes", m.Type)
+	}
+	return m.Spec, nil
 }
 
-// parentGone reports whether the parent closed (by dying) the spec pipe.
+// parentGone reports whether the parent's end of the channel is closed
+// (by its death): the kernel reports a hang-up on a stream socket whose
+// peer is gone (unix_poll in net/unix/af_unix.c).
 func parentGone() bool {
-	fds := []unix.PollFd{{Fd: specFd, Events: unix.POLLIN}}
+	fds := []unix.PollFd{{Fd: chanFd, Events: unix.POLLIN}}
 	n, err := unix.Poll(fds, 0)
 	return err == nil && n > 0 && fds[0].Revents&unix.POLLHUP != 0
 }
@@ -160,7 +163,7 @@ func build(s *Spec) error {
 				"a limit cannot be raised above the caller's hard limit (ulimit -H)")
 		}
 	}
-	// Mark every descriptor above 2 close-on-exec, the status pipe and
+	// Mark every descriptor above 2 close-on-exec, the channel and
 	// anything the caller leaked to vm-run included: none reaches the
 	// command (close_range(2), CLOSE_RANGE_CLOEXEC).
 	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
@@ -280,7 +283,7 @@ func execError(name string, err error) *SetupError {
 // crash with a dump of its goroutines: vm-run's own failure, to the parent.
 //
 // So no signal reaching PID 1 is relayed to the command, whoever sent it:
-// the parent writes the signals for the command on the spec pipe, which
+// the parent sends the signals for the command on the channel, which
 // only it holds (relayed), and PID 1 drops every signal but SIGCHLD.
 
 // faultSignals are the signals the Go runtime takes for a fault of its own
@@ -339,19 +342,21 @@ func catchSignals() (<-chan os.Signal, error) {
 	return chld, nil
 }
 
-// relayed reads the signals for the command that the parent writes on the
-// spec pipe after the spec, until the parent closes it. A line it cannot
-// decode ends the stream: the parent never writes one.
-func relayed(dec *json.Decoder) <-chan unix.Signal {
+// relayed reads the signals for the command that the parent sends after
+// the spec, until the parent closes the channel. A message it cannot read
+// ends the stream: the parent never sends one; other messages are
+// ignored, and their descriptors closed.
+func relayed(ch *channel) <-chan unix.Signal {
 	c := make(chan unix.Signal, 16)
 	go func() {
 		for {
-			var r relay
-			if err := dec.Decode(&r); err != nil {
+			m, fds, err := ch.recv()
+			closeFds(fds)
+			if err != nil {
 				return
 			}
-			if r.Signal > 0 && r.Signal <= 64 {
-				c <- unix.Signal(r.Signal)
+			if m.Type == msgSignal && m.Signal > 0 && m.Signal <= 64 {
+				c <- unix.Signal(m.Signal)
 			}
 		}
 	}()

@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -18,14 +17,6 @@ import (
 	"github.com/vm-run/vm-run/seccomp"
 )
 
-// Fds of the init stage: the spec pipe (which doubles as the parent's
-// lifeline: its write end stays open while the parent lives) and the status
-// pipe.
-const (
-	specFd   = 3
-	statusFd = 4
-)
-
 // forwarded are the signals the parent relays to the command when it
 // receives them.
 var forwarded = []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH}
@@ -35,27 +26,10 @@ type Stdio struct {
 	Stdin, Stdout, Stderr *os.File
 }
 
-// message is one line on the status pipe, from the init stage to the parent.
-type message struct {
-	Started int         `json:"started,omitempty"` // the command's pid inside
-	Error   *SetupError `json:"error,omitempty"`
-	Exit    *Status     `json:"exit,omitempty"`
-}
-
-// relay is one line on the spec pipe after the spec, from the parent to the
-// init stage: a signal for the command. Signals sent to the init stage
-// itself are dropped (see catchSignals), so that the command cannot have
-// PID 1 signal it, or crash it.
-type relay struct {
-	Signal int `json:"signal"`
-}
-
 // Process is a running sandbox.
 type Process struct {
 	cmd    *exec.Cmd
-	status *os.File
-	dec    *json.Decoder
-	life   *os.File // write end of the spec pipe: relayed signals; closing it tells init the parent is gone
+	ch     *channel // to the init stage (channel_linux.go); closing it tells the init stage the parent is gone
 	sigs   chan os.Signal
 	done   chan struct{}
 	closed sync.Once
@@ -100,13 +74,12 @@ func Start(s *Spec, stdio Stdio) (*Process, error) {
 
 // Pending is an init stage started before its spec: it has its namespaces
 // and starts its Go runtime while the parent is still loading the profile
-// and opening the ledger, then waits on the spec pipe. Start it or Abort it.
+// and opening the ledger, then waits on the channel. Start it or Abort it.
 type Pending struct {
 	uid, gid  int
 	hostNetNS string
 	cmd       *exec.Cmd
-	spec      *os.File // write end of the spec pipe
-	status    *os.File // read end of the status pipe
+	ch        *channel // to the init stage
 	err       error    // why the init stage could not be started
 }
 
@@ -120,7 +93,7 @@ func Spawn(uid, gid int, stdio Stdio) *Pending {
 }
 
 // SpawnTrees is Spawn for a spec with trees (Spec.OpenTrees): the init
-// stage inherits them as descriptors 5, 6, ... in order.
+// stage inherits them as descriptors 4, 5, ... in order.
 func SpawnTrees(uid, gid int, stdio Stdio, trees []*os.File) *Pending {
 	p := &Pending{uid: uid, gid: gid}
 	p.err = p.spawn(stdio, trees)
@@ -132,15 +105,9 @@ func (p *Pending) spawn(stdio Stdio, trees []*os.File) error {
 	if p.hostNetNS, err = netns.ID(); err != nil {
 		return err
 	}
-	specR, specW, err := os.Pipe()
+	ch, initEnd, err := newChannelPair()
 	if err != nil {
-		return fmt.Errorf("create spec pipe: %w", err)
-	}
-	statusR, statusW, err := os.Pipe()
-	if err != nil {
-		specR.Close()
-		specW.Close()
-		return fmt.Errorf("create status pipe: %w", err)
+		return err
 	}
 	uid, gid := os.Getuid(), os.Getgid()
 	attr := &syscall.SysProcAttr{
@@ -168,10 +135,8 @@ func (p *Pending) spawn(stdio Stdio, trees []*os.File) error {
 		attr.Credential = &syscall.Credential{Uid: uint32(p.uid), Gid: uint32(p.gid), Groups: []uint32{}}
 		attr.GidMappingsEnableSetgroups = true
 	} else if p.uid != uid || p.gid != gid {
-		specR.Close()
-		specW.Close()
-		statusR.Close()
-		statusW.Close()
+		ch.close()
+		initEnd.Close()
 		return &SetupError{Code: ExitSetup, Op: "ids", Msg: "only root can run the command as another user"}
 	}
 	cmd := &exec.Cmd{
@@ -185,18 +150,16 @@ func (p *Pending) spawn(stdio Stdio, trees []*os.File) error {
 		Stdin:       stdio.Stdin,
 		Stdout:      stdio.Stdout,
 		Stderr:      stdio.Stderr,
-		ExtraFiles:  append([]*os.File{specR, statusW}, trees...),
+		ExtraFiles:  append([]*os.File{initEnd}, trees...),
 		SysProcAttr: attr,
 	}
 	err = cmd.Start()
-	specR.Close()
-	statusW.Close()
+	initEnd.Close()
 	if err != nil {
-		specW.Close()
-		statusR.Close()
+		ch.close()
 		return startError(err)
 	}
-	p.cmd, p.spec, p.status = cmd, specW, statusR
+	p.cmd, p.ch = cmd, ch
 	return nil
 }
 
@@ -206,7 +169,7 @@ func (p *Pending) Start(s *Spec) (*Process, error) {
 	if p.err != nil {
 		return nil, p.err
 	}
-	proc := &Process{cmd: p.cmd, status: p.status, dec: json.NewDecoder(p.status), life: p.spec, Pid: p.cmd.Process.Pid}
+	proc := &Process{cmd: p.cmd, ch: p.ch, Pid: p.cmd.Process.Pid}
 	if s.UID != p.uid || s.GID != p.gid {
 		proc.kill()
 		return nil, fmt.Errorf("spec for %d:%d sent to an init stage spawned for %d:%d", s.UID, s.GID, p.uid, p.gid)
@@ -228,12 +191,12 @@ func (p *Pending) Start(s *Spec) (*Process, error) {
 	if group != nil {
 		s.Cgroupfs = group.Mounts()
 	}
-	if err := json.NewEncoder(p.spec).Encode(s); err != nil {
+	if err := p.ch.send(&chanMsg{Type: msgSpec, Spec: s}); err != nil {
 		proc.kill()
 		return nil, fmt.Errorf("send spec to init stage: %w", err)
 	}
-	var m message
-	if err := proc.dec.Decode(&m); err != nil {
+	m, err := proc.next()
+	if err != nil {
 		// No message: the init stage died before reporting.
 		st, werr := proc.reap()
 		releaseCgroup(proc.group)
@@ -244,11 +207,15 @@ func (p *Pending) Start(s *Spec) (*Process, error) {
 		return nil, &SetupError{Code: ExitSetup, Op: "init stage",
 			Msg: fmt.Sprintf("ended before starting the command (%s)", st)}
 	}
-	if m.Error != nil {
+	if m.Type == msgError && m.Error != nil {
 		proc.reap()
 		releaseCgroup(proc.group)
 		proc.close()
 		return nil, s.explainExec(m.Error)
+	}
+	if m.Type != msgStarted {
+		proc.kill()
+		return nil, &SetupError{Code: ExitSetup, Op: "init stage", Msg: fmt.Sprintf("sent %q where it reports the command's start", m.Type)}
 	}
 	proc.sigs = make(chan os.Signal, 8)
 	proc.done = make(chan struct{})
@@ -272,7 +239,7 @@ func (p *Pending) Abort() {
 	if p.err != nil {
 		return
 	}
-	(&Process{cmd: p.cmd, status: p.status, life: p.spec}).kill()
+	(&Process{cmd: p.cmd, ch: p.ch}).kill()
 }
 
 // CompileSeccomp compiles s.Seccomp into s.SeccompBPF unless that is done
@@ -312,7 +279,7 @@ func (p *Process) forward() {
 	}
 }
 
-// Signal sends sig to the command: it writes it on the spec pipe, and the
+// Signal sends sig to the command: it sends it on the channel, and the
 // init stage relays it. SIGKILL goes to the init stage itself, which ends
 // the whole sandbox at once, as if it were the command's. Once the sandbox
 // has ended, Signal returns os.ErrProcessDone.
@@ -324,14 +291,9 @@ func (p *Process) Signal(sig os.Signal) error {
 	if s == unix.SIGKILL {
 		return p.cmd.Process.Signal(sig)
 	}
-	line, err := json.Marshal(relay{Signal: int(s)})
-	if err != nil {
-		return err
-	}
-	// One write of a few bytes: atomic on a pipe (pipe(7), PIPE_BUF), so
-	// concurrent calls cannot interleave.
-	if _, err := p.life.Write(append(line, '\n')); err != nil {
-		if errors.Is(err, syscall.EPIPE) || errors.Is(err, os.ErrClosed) {
+	// Concurrent sends are serialised by the channel.
+	if err := p.ch.send(&chanMsg{Type: msgSignal, Signal: int(s)}); err != nil {
+		if errors.Is(err, os.ErrProcessDone) || errors.Is(err, os.ErrClosed) {
 			return os.ErrProcessDone
 		}
 		return fmt.Errorf("relay signal %v: %w", sig, err)
@@ -345,10 +307,9 @@ func (p *Process) Signal(sig os.Signal) error {
 // kernel kills the rest when it exits; and the sandbox's cgroup is gone.
 func (p *Process) Wait() (Status, error) {
 	defer p.close()
-	var m message
-	derr := p.dec.Decode(&m)
+	m, derr := p.next()
 	st, werr := p.reap()
-	if derr == nil && m.Exit != nil {
+	if derr == nil && m.Type == msgExit && m.Exit != nil {
 		st = *m.Exit
 		st.Limits = releaseCgroup(p.group)
 		return st, nil
@@ -393,7 +354,14 @@ func (p *Process) close() {
 			signal.Stop(p.sigs)
 			close(p.done)
 		}
-		p.status.Close()
-		p.life.Close()
+		p.ch.close()
 	})
+}
+
+// next reads the init stage's next message. Descriptors it carries are
+// closed: none of its messages so far has any.
+func (p *Process) next() (*chanMsg, error) {
+	m, fds, err := p.ch.recv()
+	closeFds(fds)
+	return m, err
 }

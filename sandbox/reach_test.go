@@ -143,8 +143,8 @@ func TestReachPrivateHome(t *testing.T) {
 
 	uid := os.Getuid() + 4242
 	s := &Spec{UID: uid, GID: uid, Dir: ws, PrivateHome: home, Hide: []string{home},
-		Keep:     []Keep{{Path: ws}},
-		Overlay:  []string{cache},
+		Keep:    []Keep{{Path: ws}},
+		Overlay: []string{cache},
 		// As Build grants it: the home itself is writable (its tmpfs).
 		Landlock: landlock.Rules{Read: []string{ws, cache, granted}, Write: []string{home}}}
 	if u := s.Reach(script, false); u != nil {

@@ -133,7 +133,7 @@ func TestRunExecDenied(t *testing.T) {
 }
 
 // TestRunSetupErrors covers sandboxes the init stage cannot build: it
-// reports why over the status pipe.
+// reports why over the channel.
 func TestRunSetupErrors(t *testing.T) {
 	t.Parallel()
 	b := newBox(t)

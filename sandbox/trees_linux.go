@@ -40,7 +40,7 @@ import (
 //	parent (root)                               init stage (uid of the command)
 //	  Build: PrivateHome in Hide, Trees listed
 //	  OpenTrees: open_tree + mount_setattr
-//	  Spawn ──── fds 5, 6, ... ─────────────────▶ (inherited)
+//	  Spawn ──── fds 4, 5, ... ─────────────────▶ (inherited)
 //	  spec ───── Trees[i].Fd names each ────────▶ tmpfs on PrivateHome (0700)
 //	                                              move_mount each tree back
 //	                                              overlay on each cache tree
@@ -56,9 +56,9 @@ type Tree struct {
 	Overlay bool `json:"overlay,omitempty"`
 }
 
-// firstTreeFd is the init stage's descriptor of the first tree: after the
-// spec pipe (3) and the status pipe (4).
-const firstTreeFd = 5
+// firstTreeFd is the init stage's descriptor of the first tree: after its
+// end of the channel (channel_linux.go).
+const firstTreeFd = chanFd + 1
 
 // HolderArg0 is argv[0] of the process that holds the user namespace an
 // idmapped tree is mapped with, until its standard input closes.

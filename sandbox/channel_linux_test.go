@@ -1,0 +1,110 @@
+package sandbox
+
+import (
+	"errors"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestChannel: typed messages go both ways whole, a large one included; a
+// descriptor sent with a message arrives with that message and works;
+// concurrent senders do not interleave; the peer's close reads as io.EOF,
+// and a send to a closed peer as os.ErrProcessDone.
+func TestChannel(t *testing.T) {
+	parent, initEnd, err := newChannelPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := &channel{f: initEnd}
+	defer parent.close()
+
+	// A spec far larger than a socket buffer, with odd bytes in it.
+	big := &Spec{Args: []string{strings.Repeat("x\n\"\x00é", 300_000)}, Dir: "/w"}
+	go func() {
+		if err := parent.send(&chanMsg{Type: msgSpec, Spec: big}); err != nil {
+			t.Error(err)
+		}
+	}()
+	m, fds, err := child.recv()
+	if err != nil || m.Type != msgSpec || m.Spec == nil || m.Spec.Args[0] != big.Args[0] || len(fds) != 0 {
+		t.Fatalf("recv spec = %v, %d fds, %v", m != nil, len(fds), err)
+	}
+
+	// A descriptor travels with its message: a pipe's write end, through
+	// which the test then writes.
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := child.send(&chanMsg{Type: msgStarted, Started: 7}, int(w.Fd())); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	m, fds, err = parent.recv()
+	if err != nil || m.Type != msgStarted || m.Started != 7 || len(fds) != 1 {
+		t.Fatalf("recv started = %+v, %v fds, %v", m, fds, err)
+	}
+	got := os.NewFile(uintptr(fds[0]), "passed")
+	if _, err := got.Write([]byte("through")); err != nil {
+		t.Fatal(err)
+	}
+	got.Close()
+	if b, _ := io.ReadAll(r); string(b) != "through" {
+		t.Errorf("read %q through the passed descriptor", b)
+	}
+	if flags, err := unix.FcntlInt(uintptr(fds[0]), unix.F_GETFD, 0); err == nil && flags&unix.FD_CLOEXEC == 0 {
+		t.Errorf("a received descriptor is inherited across exec")
+	}
+
+	// Concurrent senders: every message arrives whole.
+	var wg sync.WaitGroup
+	const senders, each = 8, 200
+	for range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				if err := parent.send(&chanMsg{Type: msgSignal, Signal: 15}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	for i := range senders * each {
+		m, _, err := child.recv()
+		if err != nil || m.Type != msgSignal || m.Signal != 15 {
+			t.Fatalf("message %d of the concurrent senders = %+v, %v", i, m, err)
+		}
+	}
+	wg.Wait()
+
+	// The peer's end.
+	child.close()
+	if _, _, err := parent.recv(); err != io.EOF {
+		t.Errorf("recv after the peer closed = %v, want io.EOF", err)
+	}
+	if err := parent.send(&chanMsg{Type: msgSignal, Signal: 1}); !errors.Is(err, os.ErrProcessDone) {
+		t.Errorf("send after the peer closed = %v, want os.ErrProcessDone", err)
+	}
+}
+
+// TestChannelClosedEnd: sending on an end already closed says so with
+// os.ErrClosed, which Process.Signal turns into os.ErrProcessDone.
+func TestChannelClosedEnd(t *testing.T) {
+	parent, initEnd, err := newChannelPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	initEnd.Close()
+	parent.close()
+	if err := parent.send(&chanMsg{Type: msgSignal, Signal: 1}); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("send on a closed end = %v, want os.ErrClosed", err)
+	}
+}
