@@ -126,5 +126,6 @@
 // # Reading
 //
 // [ParseLine] decodes one line into a [Record]; [Filter] and [Stats] serve
-// `vm-run audit show`, `tail` and `stats`.
+// `vm-run audit show`, `tail` and `stats`, [NetStats] for the network
+// records of net.go.
 package audit

@@ -53,6 +53,12 @@ func (e *dataEncoder) fields(fields any) (bool, error) {
 		e.outcome(&v)
 	case Roots:
 		e.roots(&v)
+	case NetDNS:
+		e.netDNS(&v)
+	case NetConnect:
+		e.netConnect(&v)
+	case NetClose:
+		e.netClose(&v)
 	case map[string]any:
 		err = e.value(v, 0)
 	default:

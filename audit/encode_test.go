@@ -78,12 +78,14 @@ func encodeCases() []any {
 			Roots{Offered: []string{s}, Kept: []string{s, s}, Dropped: []DroppedRoot{{URI: s, Reason: s}, {}}},
 			Roots{Offered: []string{}, Kept: nil},
 		)
+		cases = append(cases, netCases(s)...)
 	}
 	cases = append(cases,
 		Decision{}, (*Decision)(nil), SessionStart{}, (*SessionStart)(nil), SessionEnd{}, (*SessionEnd)(nil),
 		SessionEnd{Limits: &LimitHits{}}, SessionEnd{Limits: &LimitHits{OOMKills: 3, PidsMaxHits: 4}},
 		Recovered{}, &Recovered{TornOffset: 3}, genesis{Format: 1, Algorithm: "sha256"},
 		Outcome{}, (*Outcome)(nil), Roots{}, (*Roots)(nil), Decision{Paths: []string{}},
+		NetDNS{}, NetConnect{}, NetClose{}, (*NetDNS)(nil), (*NetConnect)(nil), (*NetClose)(nil),
 		Decision{Tool: "t", Verdict: "v", RequestID: json.RawMessage(`{"token" : "x"}`)},
 		Decision{Tool: "t", Verdict: "v", RequestID: json.RawMessage(`nope`)},
 		benchDecision(7), custom{A: "a"}, "not an object", 42, []any{}, nil,
@@ -114,6 +116,7 @@ var redactConfigs = []struct {
 	{DefaultRedactKeys, -1},
 	{[]string{"tool", "Verdict", "argv"}, 0},
 	{[]string{"kills", "max-hits"}, 4096}, // the members of SessionEnd.Limits
+	{[]string{"answer", "dialed"}, 4096},  // members of the network records only
 	{[]string{}, 4096},
 	{[]string{}, -1},
 }

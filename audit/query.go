@@ -35,6 +35,8 @@ type Filter struct {
 	Session string // a prefix of the session id
 	Event   string // the event type
 	Tool    string // a glob (path.Match) on the tool name
+	// Verdict selects decisions, and the net_dns and net_connect records
+	// ([NetDNS], [NetConnect]) when Tool is empty, by their verdict.
 	Verdict string
 	Since   time.Time // records at or after
 	Until   time.Time // records before
@@ -59,6 +61,14 @@ func (f Filter) Match(r Record) bool {
 	}
 	if f.Tool == "" && f.Verdict == "" {
 		return true
+	}
+	if f.Tool == "" && (r.Event == EventNetDNS || r.Event == EventNetConnect) {
+		// The network records' verdicts are those of decisions; they
+		// name no tool.
+		var v struct {
+			Verdict string `json:"verdict"`
+		}
+		return json.Unmarshal(r.Data, &v) == nil && v.Verdict == f.Verdict
 	}
 	d, ok := r.DecisionFields()
 	if !ok {
@@ -156,6 +166,9 @@ type Stats struct {
 	Verdicts map[string]int           `json:"verdicts"`
 	Sessions map[string]*SessionStats `json:"sessions"`
 	Tools    map[string]*ToolStats    `json:"tools"`
+	// Network counts the network records (net_dns, net_connect,
+	// net_close), when there are any.
+	Network *NetStats `json:"network,omitempty"`
 
 	argv map[string][]string // commands by session, from session_start
 }
@@ -209,6 +222,14 @@ func (s *Stats) Add(r Record) {
 	ss.Records++
 	ss.Last = r.Time
 	s.Command(r)
+	switch r.Event {
+	case EventNetDNS, EventNetConnect, EventNetClose:
+		if s.Network == nil {
+			s.Network = newNetStats()
+		}
+		s.Network.add(r)
+		return
+	}
 	d, ok := r.DecisionFields()
 	if !ok || r.Event != EventDecision {
 		return

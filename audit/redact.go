@@ -174,6 +174,7 @@ var eventMembers = func() []string {
 		reflect.TypeFor[Decision](), reflect.TypeFor[SessionStart](),
 		reflect.TypeFor[SessionEnd](), reflect.TypeFor[Recovered](),
 		reflect.TypeFor[Outcome](), reflect.TypeFor[Roots](), reflect.TypeFor[DroppedRoot](),
+		reflect.TypeFor[NetDNS](), reflect.TypeFor[NetConnect](), reflect.TypeFor[NetClose](),
 	} {
 		for i := range t.NumField() {
 			name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")

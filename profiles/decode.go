@@ -34,6 +34,14 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, o opts, path string) err
 		v.Set(reflect.ValueOf(pol).Elem())
 		return nil
 	}
+	if v.Type() == ruleType {
+		r, err := d.st.rule(n, path)
+		if err != nil {
+			return err
+		}
+		v.Set(reflect.ValueOf(r))
+		return nil
+	}
 	switch v.Kind() {
 	case reflect.Struct:
 		for i := 0; i+1 < len(n.Content); i += 2 {

@@ -11,7 +11,7 @@
 //		TmpDir:    "/tmp",
 //	})
 //	if err != nil {
-//		return err // e.g. my.yaml:12:7: network.mode: want none or loopback, got "lan"
+//		return err // e.g. my.yaml:12:7: network.mode: want none, loopback or egress, got "lan"
 //	}
 //	out, _ := p.YAML() // what "vm-run profiles show" prints
 //
@@ -91,12 +91,32 @@
 //	  hide: [PATH]      # an empty tmpfs covers PATH inside the sandbox;
 //	                    # granted paths beneath it are mounted back
 //	network:
-//	  mode: none|loopback  # default none: an empty network namespace;
+//	  mode: none|loopback|egress
+//	                       # default none: an empty network namespace;
 //	                       # loopback brings up the sandbox's own lo;
-//	                       # "off" is read as none
+//	                       # egress reaches the hosts allow lists, by
+//	                       # name, through vm-run; "off" is read as none
 //	  connect_tcp: [PORT]  # loopback only: TCP ports that may be connected
 //	  bind_tcp: [PORT]     # to and bound (Landlock); empty means none
 //	  any_port: BOOL       # loopback only: no Landlock TCP rule at all
+//	  allow:               # egress only: what the sandbox may reach; see
+//	    - HOST:PORT        # Network mode egress
+//	    - host: HOST
+//	      ports: [PORT]
+//	      private: BOOL    # default false
+//	      sni: BOOL        # default true
+//	  upstream_proxy: URL  # egress only: http://[USER:PASSWORD@]HOST:PORT,
+//	                       # the HTTP CONNECT proxy vm-run dials through
+//	  resolver: IP:PORT    # egress only: the DNS server vm-run asks for
+//	                       # allowed names (default: the host's resolv.conf)
+//	  limits:              # egress only: what the sandbox can make vm-run
+//	                       # hold; unset: the default
+//	    connections: COUNT # TCP connections open at once (default 1024)
+//	    handshakes: COUNT  # connections being dialled at once (128)
+//	    buffer: SIZE       # TCP buffer of each connection, each way,
+//	                       # 4KiB to 4MiB (256KiB)
+//	    idle_timeout: TIME # close a connection idle this long (5m)
+//	    dial_timeout: TIME # give up one upstream dial after (10s)
 //	landlock:
 //	  require: [FEATURE]   # filesystem, refer, truncate, tcp, ioctl-dev,
 //	                       # scope-abstract-unix, scope-signal,
@@ -160,6 +180,61 @@
 // network: MODE is short for network: {mode: MODE}, so the seeds'
 // "network: off" reads as mode none; over an inherited network: it
 // replaces only the mode.
+//
+// # Network mode egress
+//
+// In mode egress the sandbox has a network device whose far end is vm-run
+// (package netns/egress): programs reach, by name and with no proxy
+// variable, exactly the hosts and TCP ports network.allow lists. A name
+// no rule lists does not resolve and is asked of no resolver; an IP
+// literal, the host's loopback, link-local, private, shared (CGNAT) and
+// multicast addresses are refused unless a rule names them. A rule is
+// HOST:PORT ([egress.ParseRule]) or a mapping:
+//
+//   - HOST is a name ("api.github.com"), a wildcard over a domain's
+//     subdomains ("*.slack.com" matches a.slack.com, not slack.com), an
+//     IPv4 address ("10.0.0.5"), or host-loopback, the host's own
+//     127.0.0.1. Names are read case-blind, internationalised names as
+//     their punycode; "*" only as a whole first label.
+//   - ports lists one or more TCP ports; the short form names one.
+//   - private: true lets a name resolve to loopback, private (RFC 1918)
+//     and shared (RFC 6598) addresses, which are otherwise refused when
+//     the connection is dialled (DNS rebinding).
+//   - sni: false turns off, for a client that sends no server name, the
+//     check that a TLS ClientHello to port 443 names a host the rule
+//     allows.
+//
+// Rules are normalised, and a rule identical to an earlier one is
+// dropped. An empty allow list is valid: nothing is reachable and every
+// name is answered NXDOMAIN. Mode egress has no connect_tcp, bind_tcp or
+// any_port; allow, upstream_proxy, resolver and limits need mode egress.
+// Over extends:, allow accumulates and the rest override; "allow: ~"
+// (and null for upstream_proxy, resolver, limits or one limit) removes
+// what is inherited, so that a child can choose another mode. An
+// upstream proxy's password is never printed: [Profile.YAML], "vm-run
+// profiles show" and "vm-run --dry-run" write it "xxxxx".
+//
+// A profile for a server that calls the GitHub and Slack APIs and a
+// database on the private network, from behind a corporate proxy:
+//
+//	name: github-and-db
+//	extends: strict
+//	network:
+//	  mode: egress
+//	  allow:
+//	    - api.github.com:443
+//	    - "*.slack.com:443"            # quoted: * starts a YAML alias
+//	    - host: db.internal
+//	      ports: [5432]
+//	      private: true                # resolves to 10.x on the host
+//	    - host-loopback:8080           # a service on the host's 127.0.0.1
+//	  upstream_proxy: http://proxy.corp:3128
+//	  limits:
+//	    connections: 64
+//	    idle_timeout: 2m
+//
+// "vm-run --allow-net HOST:PORT" adds rules the same way from the command
+// line, and switches the profile to mode egress ([Profile.WithAllow]).
 //
 // In flow lists ([a, b]) quote entries that end in "?" or use a variable:
 // ["/lib64?", "${HOME}/.npm"]. yaml.v3 cannot read them unquoted there (a
@@ -232,7 +307,7 @@
 //   - scalars (strings, numbers, booleans) override;
 //   - mappings merge key by key; a key set to null (~) removes the
 //     inherited key: env.set entries and limits (an inherited limit goes
-//     back to "inherit from vm-run");
+//     back to "inherit from vm-run"), and network's egress keys;
 //   - tools: merges as described under Tool policy;
 //   - lists append, skipping entries already present; a quoted entry "!X"
 //     removes the inherited entry X (for paths, X with or without its "?"):
@@ -256,6 +331,7 @@
 // # Output
 //
 // [Profile.YAML] writes the merged, expanded profile as a loadable file, in
-// a stable order, tools: included; [Profile.Hash] identifies its rules,
-// tool policy included, for the ledger.
+// a stable order, tools: included, with the upstream proxy's password
+// written "xxxxx"; [Profile.Hash] identifies its rules, tool policy
+// included, for the ledger (the password hashed as "xxxxx" too).
 package profiles

@@ -11,14 +11,18 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/vm-run/vm-run/netns/egress"
 )
 
 // YAML returns the profile as a profile file: merged and expanded, keys in
 // schema order, map keys sorted, empty values left out, sizes in binary
 // units. A literal "$" is written "$$" (except in tools:, which is not
 // expanded), so the output loads back (with any Vars) into a profile equal
-// to p but for Source. This is what
-// "vm-run profiles show" prints.
+// to p but for Source and for the password of network.upstream_proxy,
+// which is written "xxxxx" ([RedactURL]): the output is for showing and
+// sharing, and never carries that secret. This is what "vm-run profiles
+// show" prints.
 func (p *Profile) YAML() ([]byte, error) {
 	n := encode(reflect.ValueOf(p).Elem(), opts{}, false)
 	var b bytes.Buffer
@@ -35,12 +39,15 @@ func (p *Profile) YAML() ([]byte, error) {
 
 // Hash identifies what the profile enforces, tool policy included:
 // "sha256:" and the hex SHA-256 of its JSON encoding without Source, so the
-// same rules loaded from different files hash the same. encoding/json writes struct fields in
+// same rules loaded from different files hash the same. The upstream
+// proxy's password is hashed as "xxxxx": the hash goes to the ledger, and
+// a weak password must not be guessable from it. encoding/json writes struct fields in
 // declaration order and map keys sorted, which makes the encoding canonical
 // for a given vm-run version.
 func (p *Profile) Hash() string {
 	c := *p
 	c.Source = nil
+	c.Network.UpstreamProxy = RedactURL(c.Network.UpstreamProxy)
 	b, err := json.Marshal(&c)
 	if err != nil { // strings, numbers, bools and maps with string keys cannot fail
 		panic("profiles: encode profile for hashing: " + err.Error())
@@ -54,6 +61,9 @@ func (p *Profile) Hash() string {
 func encode(v reflect.Value, o opts, keepZero bool) *yaml.Node {
 	if v.Type() == policyType {
 		return encodeTools(v)
+	}
+	if v.Type() == ruleType {
+		return encodeRule(v.Interface().(egress.Rule))
 	}
 	switch v.Kind() {
 	case reflect.Struct:
@@ -83,8 +93,8 @@ func encode(v reflect.Value, o opts, keepZero bool) *yaml.Node {
 			return nil
 		}
 		n := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
-		if v.Type().Elem().Kind() != reflect.String {
-			n.Style = yaml.FlowStyle
+		if isScalarList(v.Type()) && v.Type().Elem().Kind() != reflect.String {
+			n.Style = yaml.FlowStyle // ports: [80, 443]
 		}
 		for i := range v.Len() {
 			n.Content = append(n.Content, encode(v.Index(i), o, true))
@@ -102,6 +112,9 @@ func encode(v reflect.Value, o opts, keepZero bool) *yaml.Node {
 		}
 		if !o.literal {
 			s = strings.ReplaceAll(s, "$", "$$")
+		}
+		if o.redact {
+			s = RedactURL(s)
 		}
 		return str(s)
 	case reflect.Bool:

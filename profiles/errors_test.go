@@ -45,7 +45,7 @@ func TestLoadErrors(t *testing.T) {
 		{"unknown key in a base profile", map[string]string{
 			"p.yaml":    "extends: base.yaml\n",
 			"base.yaml": "network:\n  mode: none\n  ports: [1]\n",
-		}, nil, `D/base.yaml:3:3: network: unknown key "ports"; known keys: any_port, bind_tcp, connect_tcp, mode`},
+		}, nil, `D/base.yaml:3:3: network: unknown key "ports"; known keys: allow, any_port, bind_tcp, connect_tcp, limits, mode, resolver, upstream_proxy`},
 		{"overridden bad value in a base profile", map[string]string{
 			"p.yaml":    "extends: base.yaml\nlimits:\n  nofile: 10\n",
 			"base.yaml": "limits:\n  nofile: lots\n",
@@ -103,7 +103,7 @@ func TestLoadErrors(t *testing.T) {
 		{"hide /", map[string]string{"p.yaml": "filesystem:\n  hide: [/tmp, /./]\n"},
 			nil, `D/p.yaml:2:16: filesystem.hide[1]: cannot cover / itself`},
 		{"network mode", map[string]string{"p.yaml": "network:\n  mode: lan\n"},
-			nil, `D/p.yaml:2:9: network.mode: want none or loopback, got "lan"`},
+			nil, `D/p.yaml:2:9: network.mode: want none, loopback or egress, got "lan"`},
 		{"ports with mode none", map[string]string{"p.yaml": "network:\n  connect_tcp: [8080]\n"},
 			nil, `D/p.yaml:2:3: network.connect_tcp: ports need network.mode loopback; the mode is none`},
 		{"ports with inherited mode none", map[string]string{

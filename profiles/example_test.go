@@ -24,5 +24,5 @@ func ExampleError() {
 	_, err := (&profiles.Loader{}).Parse("my.yaml", []byte("network:\n  mode: lan\n"), profiles.Vars{})
 	fmt.Println(err)
 	// Output:
-	// my.yaml:2:9: network.mode: want none or loopback, got "lan"
+	// my.yaml:2:9: network.mode: want none, loopback or egress, got "lan"
 }

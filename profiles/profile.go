@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/vm-run/vm-run/landlock"
+	"github.com/vm-run/vm-run/netns/egress"
 	"github.com/vm-run/vm-run/policy"
 )
 
@@ -60,15 +61,19 @@ type Filesystem struct {
 }
 
 // Network modes. "off" is read as NetworkNone, so that "network: off"
-// means what it says; a loaded profile holds only these two.
+// means what it says; a loaded profile holds only these three.
 const (
 	NetworkNone     = "none"
 	NetworkLoopback = "loopback"
+	// NetworkEgress gives the sandbox a network device whose far end is
+	// vm-run (package netns/egress): it reaches, by name, exactly the
+	// hosts and ports that Allow lists, and nothing else.
+	NetworkEgress = "egress"
 )
 
 // Network says what the sandbox's fresh network namespace holds.
 type Network struct {
-	Mode string `yaml:"mode" json:"mode"` // NetworkNone or NetworkLoopback
+	Mode string `yaml:"mode" json:"mode"` // NetworkNone, NetworkLoopback or NetworkEgress
 	// ConnectTCP and BindTCP are loopback TCP ports allowed by Landlock
 	// when Mode is loopback.
 	ConnectTCP []uint16 `yaml:"connect_tcp,omitempty" json:"connect_tcp,omitempty"`
@@ -78,6 +83,43 @@ type Network struct {
 	// own loopback can be bound and connected to. Nothing outside the
 	// sandbox is reachable either way: its namespace has only lo.
 	AnyPort bool `yaml:"any_port,omitempty" json:"any_port,omitempty"`
+
+	// The rest need Mode egress. A null value in an extending profile
+	// removes the inherited one, so that a child can go back to another
+	// mode.
+
+	// Allow lists what the sandbox may reach, each rule normalised
+	// ([egress.Rule.Normalize]) and listed once, in the order written.
+	// Empty, nothing is reachable: every name is answered NXDOMAIN.
+	Allow []egress.Rule `yaml:"allow,omitempty" json:"allow,omitempty" null:"removes"`
+	// UpstreamProxy is the HTTP proxy through which vm-run itself reaches
+	// allowed hosts, "http://[USER:PASSWORD@]HOST:PORT" as written; the
+	// sandbox never sees it. Everything this package prints writes its
+	// password "xxxxx" ([RedactURL]).
+	UpstreamProxy string `yaml:"upstream_proxy,omitempty" json:"upstream_proxy,omitempty" expand:"no" redact:"url" null:"removes"`
+	// Resolver is the DNS server, "IP:PORT" in canonical form, that vm-run
+	// asks for the addresses of allowed names; empty, the host's own
+	// (/etc/resolv.conf).
+	Resolver string `yaml:"resolver,omitempty" json:"resolver,omitempty" expand:"no" null:"removes"`
+	// Limits bound what the sandbox can make vm-run hold; see
+	// [Network.EgressLimits]. nil, or a field nil, takes the default.
+	Limits *NetLimits `yaml:"limits,omitempty" json:"limits,omitempty"`
+}
+
+// NetLimits are network.limits as written, in the schema's units; a nil
+// field takes [egress.Limits.WithDefaults]'s value.
+type NetLimits struct {
+	// Connections is the most TCP connections open at once.
+	Connections *uint64 `yaml:"connections,omitempty" json:"connections,omitempty" unit:"count"`
+	// Handshakes is the most connections being decided and dialled at
+	// once.
+	Handshakes *uint64 `yaml:"handshakes,omitempty" json:"handshakes,omitempty" unit:"count"`
+	// Buffer is each connection's TCP buffer inside the stack, each way.
+	Buffer *uint64 `yaml:"buffer,omitempty" json:"buffer,omitempty" unit:"bytes"`
+	// IdleTimeout closes a connection silent both ways for so long.
+	IdleTimeout *uint64 `yaml:"idle_timeout,omitempty" json:"idle_timeout,omitempty" unit:"seconds"`
+	// DialTimeout bounds one upstream dial, name lookup included.
+	DialTimeout *uint64 `yaml:"dial_timeout,omitempty" json:"dial_timeout,omitempty" unit:"seconds"`
 }
 
 // Landlock names the Landlock features the profile requires.

@@ -16,16 +16,20 @@ import (
 // The schema is the Go types: a YAML mapping decodes into a struct (keys are
 // the yaml tags) or a map, a sequence into a slice, a scalar into a string,
 // bool or unsigned integer. A new section is a new struct field; the checker,
-// merger, decoder and encoder below follow it without further code. Three
-// extra struct tags steer them: unit:"count|bytes|seconds" says how a number
-// may be written (see parseNumber), expand:"no" exempts a string from
-// variable expansion, and short:"KEY" lets a mapping be written as a scalar
-// that stands for {KEY: scalar} ("network: none").
+// merger, decoder and encoder below follow it without further code. Extra
+// struct tags steer them: unit:"count|bytes|seconds" says how a number may
+// be written (see parseNumber), expand:"no" exempts a string from variable
+// expansion, short:"KEY" lets a mapping be written as a scalar that stands
+// for {KEY: scalar} ("network: none"), null:"removes" lets an extending
+// profile remove an inherited value that is not a pointer with null, and
+// redact:"url" has the encoder write a URL's password as "xxxxx".
 //
 // One section is delegated: tools: is a [policy.Policy], whose schema and
 // decoder belong to package policy. The walkers stop at it: check looks only
 // at its YAML form and has policy decode it, merge keeps each file's node,
-// and the decoder hands them to policy in order (see tools.go).
+// and the decoder hands them to policy in order (see tools.go). The walkers
+// also stop at an entry of network.allow, an [egress.Rule], which has two
+// forms (see egress.go).
 
 // document is what a profile file holds: a profile plus extends:.
 type document struct {
@@ -48,6 +52,9 @@ type opts struct {
 	unit    string // for numbers: "count", "bytes" or "seconds"
 	literal bool   // no variable expansion
 	short   string // for mappings: the key a scalar value stands for
+	// nullable: null removes the inherited value (pointers always may).
+	nullable bool
+	redact   bool // a URL whose password is never written out
 }
 
 // fieldsOf lists the YAML keys of struct type t in declaration order,
@@ -92,7 +99,8 @@ func structFields(t reflect.Type) []field {
 			index: []int{i},
 			typ:   f.Type,
 			opts: opts{unit: f.Tag.Get("unit"), literal: f.Tag.Get("expand") == "no",
-				short: f.Tag.Get("short")},
+				short: f.Tag.Get("short"), nullable: f.Tag.Get("null") == "removes",
+				redact: f.Tag.Get("redact") == "url"},
 		})
 	}
 	return out
@@ -164,6 +172,9 @@ func label(path string) string {
 
 // want describes what YAML type t takes, for messages.
 func want(t reflect.Type, o opts) string {
+	if t == ruleType {
+		return ruleWant
+	}
 	switch t.Kind() {
 	case reflect.Struct, reflect.Map:
 		return "a mapping"
@@ -246,6 +257,10 @@ func (st *state) check(n *yaml.Node, t reflect.Type, o opts, path string) error 
 	if t == policyType {
 		return st.checkTools(n, path)
 	}
+	if t == ruleType {
+		_, err := st.rule(n, path)
+		return err
+	}
 	if o.short != "" && n.Kind == yaml.ScalarNode && !isNull(n) {
 		st.expandShort(n, o.short) // the value is checked as KEY's
 	}
@@ -257,7 +272,7 @@ func (st *state) check(n *yaml.Node, t reflect.Type, o opts, path string) error 
 				return nil, opts{}, false, st.at(k).errorf("%s: unknown key %q; known keys: %s",
 					label(path), k.Value, keysOf(t))
 			}
-			return f.typ, f.opts, f.typ.Kind() == reflect.Pointer, nil
+			return f.typ, f.opts, f.typ.Kind() == reflect.Pointer || f.opts.nullable, nil
 		})
 	case reflect.Map:
 		return st.checkMapping(n, path, func(*yaml.Node) (reflect.Type, opts, bool, error) {

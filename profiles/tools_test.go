@@ -268,9 +268,9 @@ func TestToolsErrors(t *testing.T) {
 		}, `D/base.yaml:5:11: tools: rule "a": matcher {"class":"fetch"}: unknown class "fetch"`},
 		// The network shorthand.
 		{"network shorthand, bad mode", map[string]string{"p.yaml": "network: wifi\n"},
-			`D/p.yaml:1:10: network.mode: want none or loopback, got "wifi"`},
+			`D/p.yaml:1:10: network.mode: want none, loopback or egress, got "wifi"`},
 		{"network shorthand, a bool is no mode", map[string]string{"p.yaml": "network: false\n"},
-			`D/p.yaml:1:10: network.mode: want none or loopback, got "false"`},
+			`D/p.yaml:1:10: network.mode: want none, loopback or egress, got "false"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -151,10 +151,10 @@ func (d *decoder) network(n *Network) error {
 	switch n.Mode {
 	case "", "off":
 		n.Mode = NetworkNone
-	case NetworkNone, NetworkLoopback:
+	case NetworkNone, NetworkLoopback, NetworkEgress:
 	default:
-		return d.errorf(d.at("network.mode"), "network.mode", "want %s or %s, got %q",
-			NetworkNone, NetworkLoopback, n.Mode)
+		return d.errorf(d.at("network.mode"), "network.mode", "want %s, %s or %s, got %q",
+			NetworkNone, NetworkLoopback, NetworkEgress, n.Mode)
 	}
 	for _, l := range []struct {
 		key   string
@@ -182,7 +182,7 @@ func (d *decoder) network(n *Network) error {
 		return d.errorf(d.keyAt("network.any_port"), "network.any_port", "needs network.mode %s; the mode is %s",
 			NetworkLoopback, n.Mode)
 	}
-	return nil
+	return d.egress(n)
 }
 
 func (d *decoder) limits(l *Limits) error {

@@ -68,6 +68,12 @@ func Build(p *profiles.Profile, o Options) (*Spec, error) {
 	case profiles.NetworkNone, "":
 	case profiles.NetworkLoopback:
 		s.Loopback = true
+	case profiles.NetworkEgress:
+		e, err := egressFiles()
+		if err != nil {
+			return nil, err
+		}
+		s.Egress = e
 	default:
 		return nil, &SetupError{Code: ExitSetup, Op: "profile",
 			Msg: fmt.Sprintf("network mode %q is not supported", p.Network.Mode)}
@@ -117,6 +123,13 @@ func Build(p *profiles.Profile, o Options) (*Spec, error) {
 	}
 	if err := s.protect(o.Protect); err != nil {
 		return nil, err
+	}
+	if s.Egress != nil {
+		// Every TCP port: the stack decides, and records, each
+		// connection. After hide: the init stage makes these files
+		// itself, nothing of the host's is bound back for them.
+		r.AnyTCP = true
+		r.Read = append(r.Read, s.Egress.Resolv, s.Egress.Hosts)
 	}
 	s.Env = environ(p.Env, o)
 	s.Rlimits = rlimits(p.Limits)

@@ -19,10 +19,13 @@ import (
 //
 // A message is a 4-byte length in native byte order, then that many bytes
 // of JSON, written with one sendmsg(2) together with its descriptors, if
-// any: the kernel hands a message's descriptors to the recvmsg(2) that
-// reads its first byte, and never merges data carrying descriptors with
-// other data in one read (unix_stream_read_generic), so reading the
-// length with room for them gets exactly that message's.
+// any. The kernel attaches descriptors to the bytes they were sent with
+// and ends a read at the first byte that carries them when data came
+// before (unix_stream_read_generic, net/unix/af_unix.c), so a message's
+// descriptors arrive with the read that returns its first byte. The
+// receiver asks for them only where the protocol has some (the tun
+// message); descriptors on any other message, or on a later read of one,
+// are a protocol error, and the channel is then of no further use.
 
 // chanFd is the init stage's end of the channel. Trees of a private home
 // follow it (firstTreeFd).
@@ -42,6 +45,9 @@ const (
 	msgStarted = "started" // init → parent: the command runs
 	msgError   = "error"   // init → parent: setup failed; the init stage exits
 	msgExit    = "exit"    // init → parent: the command ended, last
+	// network mode egress only, after the spec:
+	msgTUN     = "tun"     // init → parent: the TUN device, as its one descriptor
+	msgNetwork = "network" // parent → init: the device is attached; go on
 )
 
 // chanMsg is one message on the channel; Type says which field is set.
@@ -59,6 +65,7 @@ type chanMsg struct {
 type channel struct {
 	f      *os.File
 	sendMu sync.Mutex
+	broken bool // a send failed part-way; guarded by sendMu
 }
 
 // newChannelPair returns the parent's end and the init stage's end, both
@@ -93,6 +100,9 @@ func (c *channel) send(m *chanMsg, fds ...int) error {
 	copy(buf[4:], body)
 	c.sendMu.Lock()
 	defer c.sendMu.Unlock()
+	if c.broken {
+		return os.ErrClosed
+	}
 	rc, err := c.f.SyscallConn()
 	if err != nil {
 		return os.ErrClosed
@@ -113,6 +123,12 @@ func (c *channel) send(m *chanMsg, fds ...int) error {
 			return os.ErrClosed
 		}
 		if serr != nil {
+			// Half a message would garble every later one: none
+			// follows it.
+			if len(buf) < 4+len(body) {
+				c.broken = true
+				c.f.Close()
+			}
 			if serr == unix.EPIPE || serr == unix.ECONNRESET {
 				return os.ErrProcessDone
 			}
@@ -123,11 +139,19 @@ func (c *channel) send(m *chanMsg, fds ...int) error {
 	return nil
 }
 
-// recv reads the next message and the descriptors it carries, which the
-// caller then owns. At the peer's end it returns io.EOF.
-func (c *channel) recv() (*chanMsg, []int, error) {
+// recv reads the next message. At the peer's end it returns io.EOF. A
+// message carrying descriptors is an error; see recvFds.
+func (c *channel) recv() (*chanMsg, error) {
+	m, _, err := c.recvFds(0)
+	return m, err
+}
+
+// recvFds reads the next message and up to maxFds descriptors it carries,
+// which the caller then owns. With maxFds 0 it asks for none, and the
+// kernel discards any sent (MSG_CTRUNC), which is a protocol error.
+func (c *channel) recvFds(maxFds int) (*chanMsg, []int, error) {
 	var head [4]byte
-	fds, err := c.read(head[:], true)
+	fds, err := c.read(head[:], maxFds)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -137,7 +161,7 @@ func (c *channel) recv() (*chanMsg, []int, error) {
 		return nil, nil, fmt.Errorf("channel: message of %d bytes", n)
 	}
 	body := make([]byte, n)
-	if _, err := c.read(body, false); err != nil {
+	if _, err := c.read(body, 0); err != nil {
 		closeFds(fds)
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
@@ -155,21 +179,23 @@ func (c *channel) recv() (*chanMsg, []int, error) {
 	return &m, fds, nil
 }
 
-// read fills b, taking the descriptors of the first read when withFds.
-// Descriptors arriving later are closed: the sender attaches them to a
-// message's first byte only.
-func (c *channel) read(b []byte, withFds bool) ([]int, error) {
+// read fills b, taking up to maxFds descriptors with its first recvmsg.
+// Descriptors anywhere else, or more than maxFds, are an error.
+func (c *channel) read(b []byte, maxFds int) ([]int, error) {
 	rc, err := c.f.SyscallConn()
 	if err != nil {
 		return nil, err
 	}
 	var fds []int
-	oob := make([]byte, unix.CmsgSpace(maxChanFds*4))
+	var oob []byte
+	if maxFds > 0 {
+		oob = make([]byte, unix.CmsgSpace(maxFds*4))
+	}
 	for got := 0; got < len(b); {
-		var n, oobn int
+		var n, oobn, flags int
 		var rerr error
 		if err := rc.Read(func(fd uintptr) bool {
-			n, oobn, _, _, rerr = unix.Recvmsg(int(fd), b[got:], oob, unix.MSG_CMSG_CLOEXEC)
+			n, oobn, flags, _, rerr = unix.Recvmsg(int(fd), b[got:], oob, unix.MSG_CMSG_CLOEXEC)
 			return rerr != unix.EAGAIN
 		}); err != nil {
 			closeFds(fds)
@@ -180,13 +206,15 @@ func (c *channel) read(b []byte, withFds bool) ([]int, error) {
 			return nil, os.NewSyscallError("recvmsg", rerr)
 		}
 		if oobn > 0 {
-			got := parseRights(oob[:oobn])
-			if withFds && fds == nil {
-				fds = got
-			} else {
-				closeFds(got)
-			}
+			fds = append(fds, parseRights(oob[:oobn])...)
 		}
+		// The control buffer is rounded up to a multiple of 8 bytes
+		// (CMSG_SPACE), so it may hold one descriptor more than asked.
+		if flags&unix.MSG_CTRUNC != 0 || len(fds) > maxFds {
+			closeFds(fds)
+			return nil, errors.New("channel: more descriptors than the message may carry")
+		}
+		oob = nil // only the first read may carry them
 		if n == 0 {
 			closeFds(fds)
 			if got == 0 {

@@ -30,9 +30,9 @@ func TestChannel(t *testing.T) {
 			t.Error(err)
 		}
 	}()
-	m, fds, err := child.recv()
-	if err != nil || m.Type != msgSpec || m.Spec == nil || m.Spec.Args[0] != big.Args[0] || len(fds) != 0 {
-		t.Fatalf("recv spec = %v, %d fds, %v", m != nil, len(fds), err)
+	m, err := child.recv()
+	if err != nil || m.Type != msgSpec || m.Spec == nil || m.Spec.Args[0] != big.Args[0] {
+		t.Fatalf("recv spec = %v, %v", m != nil, err)
 	}
 
 	// A descriptor travels with its message: a pipe's write end, through
@@ -42,13 +42,13 @@ func TestChannel(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	if err := child.send(&chanMsg{Type: msgStarted, Started: 7}, int(w.Fd())); err != nil {
+	if err := child.send(&chanMsg{Type: msgTUN}, int(w.Fd())); err != nil {
 		t.Fatal(err)
 	}
 	w.Close()
-	m, fds, err = parent.recv()
-	if err != nil || m.Type != msgStarted || m.Started != 7 || len(fds) != 1 {
-		t.Fatalf("recv started = %+v, %v fds, %v", m, fds, err)
+	m, fds, err := parent.recvFds(1)
+	if err != nil || m.Type != msgTUN || len(fds) != 1 {
+		t.Fatalf("recv tun = %+v, %v fds, %v", m, fds, err)
 	}
 	got := os.NewFile(uintptr(fds[0]), "passed")
 	if _, err := got.Write([]byte("through")); err != nil {
@@ -78,7 +78,7 @@ func TestChannel(t *testing.T) {
 		}()
 	}
 	for i := range senders * each {
-		m, _, err := child.recv()
+		m, err := child.recv()
 		if err != nil || m.Type != msgSignal || m.Signal != 15 {
 			t.Fatalf("message %d of the concurrent senders = %+v, %v", i, m, err)
 		}
@@ -87,7 +87,7 @@ func TestChannel(t *testing.T) {
 
 	// The peer's end.
 	child.close()
-	if _, _, err := parent.recv(); err != io.EOF {
+	if _, err := parent.recv(); err != io.EOF {
 		t.Errorf("recv after the peer closed = %v, want io.EOF", err)
 	}
 	if err := parent.send(&chanMsg{Type: msgSignal, Signal: 1}); !errors.Is(err, os.ErrProcessDone) {
@@ -106,5 +106,36 @@ func TestChannelClosedEnd(t *testing.T) {
 	parent.close()
 	if err := parent.send(&chanMsg{Type: msgSignal, Signal: 1}); !errors.Is(err, os.ErrClosed) {
 		t.Errorf("send on a closed end = %v, want os.ErrClosed", err)
+	}
+}
+
+// TestChannelUnexpectedFds: a descriptor on a message that carries none,
+// or more than the receiver takes, is a protocol error, not a descriptor
+// the receiver must then deal with.
+func TestChannelUnexpectedFds(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		fds    int
+		maxFds int
+	}{{"none expected", 1, 0}, {"one too many", 2, 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			parent, initEnd, err := newChannelPair()
+			if err != nil {
+				t.Fatal(err)
+			}
+			child := &channel{f: initEnd}
+			defer parent.close()
+			defer child.close()
+			var fds []int
+			for range tc.fds {
+				fds = append(fds, int(os.Stdin.Fd()))
+			}
+			if err := child.send(&chanMsg{Type: msgStarted, Started: 1}, fds...); err != nil {
+				t.Fatal(err)
+			}
+			if m, got, err := parent.recvFds(tc.maxFds); err == nil {
+				t.Fatalf("recvFds(%d) of a message with %d descriptors = %+v, %v, nil; want an error", tc.maxFds, tc.fds, m, got)
+			}
+		})
 	}
 }

@@ -32,9 +32,12 @@
 //
 // The parent and the init stage talk over one AF_UNIX stream socketpair,
 // inherited as descriptor 3 and close-on-exec there, so the command never
-// has it. Messages are typed (spec, signal, started, error, exit), framed
-// by their length, and may carry descriptors (SCM_RIGHTS), which the
-// network of a later profile mode needs (channel_linux.go). The socket is
+// has it. Messages are typed (spec, tun, network, signal, started, error,
+// exit) and framed by their length; the tun message carries the one
+// descriptor the protocol passes (SCM_RIGHTS): the TUN device of network
+// mode egress, which only the init stage can create, in the sandbox's
+// namespace, and only the parent can serve (channel_linux.go,
+// egress_linux.go). The socket is
 // also the parent's lifeline: its end closes when the parent dies, and the
 // init stage sees a hang-up.
 //
@@ -43,8 +46,14 @@
 //	  profile loads; session_start synced
 //	  init stage moved into the sandbox's cgroup
 //	  ─── spec ────────────────────────────────────▶ (a hang-up here: parent gone, exit)
-//	                                                 namespace check, loopback, cgroup ns,
-//	                                                 mounts, rlimits, caps, Landlock, seccomp
+//	                                                 namespace check, loopback
+//	                                                 network mode egress only:
+//	                                                   IPv6 off, tun0 created and configured
+//	  ◀── tun + the device (SCM_RIGHTS) ───────────    its own copy closed
+//	  Network.Attach(device): the stack runs
+//	  ─── network ─────────────────────────────────▶   (anything else: setup error)
+//	                                                 cgroup ns, mounts (egress: resolv.conf,
+//	                                                 hosts), rlimits, caps, Landlock, seccomp
 //	  ◀── error {SetupError} ──────────────────────  setup failed: exit 125
 //	  ◀── started {pid} ───────────────────────────  or the command runs
 //	  ─── signal {n} (any number) ─────────────────▶ kill(command, n)

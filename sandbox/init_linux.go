@@ -65,7 +65,7 @@ func InitMain() {
 	if parentGone() {
 		os.Exit(ExitSetup)
 	}
-	if err := build(s); err != nil {
+	if err := build(ch, s); err != nil {
 		var se *SetupError
 		if errors.As(err, &se) {
 			fail(se)
@@ -96,8 +96,7 @@ func InitMain() {
 // readSpec reads the spec, the parent's first message. Descriptors do not
 // come with it: the trees are inherited.
 func readSpec(ch *channel) (*Spec, error) {
-	m, fds, err := ch.recv()
-	closeFds(fds)
+	m, err := ch.recv()
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +120,7 @@ func setupErr(op string, err error, hint string) *SetupError {
 }
 
 // build turns the init stage's process into the sandbox.
-func build(s *Spec) error {
+func build(ch *channel, s *Spec) error {
 	id, err := netns.ID()
 	if err != nil {
 		return setupErr("network namespace", err, "")
@@ -134,6 +133,11 @@ func build(s *Spec) error {
 			return setupErr("loopback", err, "")
 		}
 	}
+	if s.Egress != nil {
+		if err := egressDevice(ch); err != nil {
+			return err
+		}
+	}
 	if err := enterCgroupNamespace(); err != nil {
 		return setupErr("cgroup namespace", err, "")
 	}
@@ -143,6 +147,11 @@ func build(s *Spec) error {
 			hint = fmt.Sprintf("the sandbox runs as uid %d, which cannot reach that path; make it and its parent directories searchable for that uid (as root, vm-run runs commands as nobody unless --user says otherwise)", s.UID)
 		}
 		return setupErr("mounts", err, hint)
+	}
+	if s.Egress != nil {
+		if err := bindNetFiles(s); err != nil {
+			return setupErr("network", err, "")
+		}
 	}
 	// Not dumpable from here on: the command (same uid) cannot open
 	// /proc/1/mem or /proc/1/environ of its reaper, nor ptrace it, without
@@ -345,13 +354,12 @@ func catchSignals() (<-chan os.Signal, error) {
 // relayed reads the signals for the command that the parent sends after
 // the spec, until the parent closes the channel. A message it cannot read
 // ends the stream: the parent never sends one; other messages are
-// ignored, and their descriptors closed.
+// ignored.
 func relayed(ch *channel) <-chan unix.Signal {
 	c := make(chan unix.Signal, 16)
 	go func() {
 		for {
-			m, fds, err := ch.recv()
-			closeFds(fds)
+			m, err := ch.recv()
 			if err != nil {
 				return
 			}

@@ -164,8 +164,16 @@ func (p *Pending) spawn(stdio Stdio, trees []*os.File) error {
 }
 
 // Start sends the spec to the init stage and waits until the command has
-// been executed or setup failed. s must be for the ids given to Spawn.
+// been executed or setup failed. s must be for the ids given to Spawn, and
+// not for network mode egress; see StartNetwork.
 func (p *Pending) Start(s *Spec) (*Process, error) {
+	return p.StartNetwork(s, nil)
+}
+
+// StartNetwork is Start for a spec in any network mode: for mode egress
+// (s.Egress set), n is attached to the sandbox's TUN device before the
+// command runs, and the launch fails if it cannot be.
+func (p *Pending) StartNetwork(s *Spec, n Network) (*Process, error) {
 	if p.err != nil {
 		return nil, p.err
 	}
@@ -195,27 +203,44 @@ func (p *Pending) Start(s *Spec) (*Process, error) {
 		proc.kill()
 		return nil, fmt.Errorf("send spec to init stage: %w", err)
 	}
-	m, err := proc.next()
-	if err != nil {
-		// No message: the init stage died before reporting.
-		st, werr := proc.reap()
-		releaseCgroup(proc.group)
-		proc.close()
-		if werr != nil {
-			return nil, werr
+	tun := s.Egress != nil // the device is still to come
+	for {
+		m, fds, err := proc.nextFds(tun)
+		if err != nil {
+			// No message: the init stage died before reporting.
+			st, werr := proc.reap()
+			releaseCgroup(proc.group)
+			proc.close()
+			if werr != nil {
+				return nil, werr
+			}
+			return nil, &SetupError{Code: ExitSetup, Op: "init stage",
+				Msg: fmt.Sprintf("ended before starting the command (%s)", st)}
 		}
-		return nil, &SetupError{Code: ExitSetup, Op: "init stage",
-			Msg: fmt.Sprintf("ended before starting the command (%s)", st)}
-	}
-	if m.Type == msgError && m.Error != nil {
-		proc.reap()
-		releaseCgroup(proc.group)
-		proc.close()
-		return nil, s.explainExec(m.Error)
-	}
-	if m.Type != msgStarted {
-		proc.kill()
-		return nil, &SetupError{Code: ExitSetup, Op: "init stage", Msg: fmt.Sprintf("sent %q where it reports the command's start", m.Type)}
+		if m.Type == msgTUN && tun {
+			tun = false
+			if err := attachNetwork(n, fds); err != nil {
+				proc.kill()
+				return nil, &SetupError{Code: ExitSetup, Op: "network", Msg: err.Error()}
+			}
+			if err := p.ch.send(&chanMsg{Type: msgNetwork}); err != nil {
+				proc.kill()
+				return nil, fmt.Errorf("tell the init stage its network is attached: %w", err)
+			}
+			continue
+		}
+		closeFds(fds)
+		if m.Type == msgError && m.Error != nil {
+			proc.reap()
+			releaseCgroup(proc.group)
+			proc.close()
+			return nil, s.explainExec(m.Error)
+		}
+		if m.Type != msgStarted || tun {
+			proc.kill()
+			return nil, &SetupError{Code: ExitSetup, Op: "init stage", Msg: fmt.Sprintf("sent %q where it reports the command's start", m.Type)}
+		}
+		break
 	}
 	proc.sigs = make(chan os.Signal, 8)
 	proc.done = make(chan struct{})
@@ -358,10 +383,17 @@ func (p *Process) close() {
 	})
 }
 
-// next reads the init stage's next message. Descriptors it carries are
-// closed: none of its messages so far has any.
+// next reads the init stage's next message, which carries no descriptor.
 func (p *Process) next() (*chanMsg, error) {
-	m, fds, err := p.ch.recv()
-	closeFds(fds)
-	return m, err
+	return p.ch.recv()
+}
+
+// nextFds reads the init stage's next message, and the one descriptor it
+// may carry when withFd: the TUN device.
+func (p *Process) nextFds(withFd bool) (*chanMsg, []int, error) {
+	if !withFd {
+		m, err := p.ch.recv()
+		return m, nil, err
+	}
+	return p.ch.recvFds(1)
 }

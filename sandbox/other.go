@@ -26,6 +26,9 @@ func Spawn(uid, gid int, stdio Stdio) *Pending { return &Pending{} }
 // Start is not available off Linux.
 func (*Pending) Start(*Spec) (*Process, error) { return nil, ErrNotSupported }
 
+// StartNetwork is not supported off Linux.
+func (*Pending) StartNetwork(*Spec, Network) (*Process, error) { return nil, ErrNotSupported }
+
 // Pid is 0 off Linux.
 func (*Pending) Pid() int { return 0 }
 

@@ -28,6 +28,9 @@ type Spec struct {
 
 	// Loopback brings lo up in the fresh network namespace.
 	Loopback bool `json:"loopback,omitempty"`
+	// Egress gives the sandbox network mode egress: lo, and a TUN device
+	// whose traffic the parent's [Network] carries.
+	Egress *Egress `json:"egress,omitempty"`
 
 	// Hide are directories covered by an empty tmpfs; Keep are host paths
 	// beneath them bind-mounted back so that profile rules still reach
@@ -88,4 +91,14 @@ type Rlimit struct {
 	Name     string `json:"name"`
 	Resource int    `json:"resource"`
 	Value    uint64 `json:"value"`
+}
+
+// Egress is network mode egress as the init stage sets it up.
+type Egress struct {
+	// Resolv and Hosts are the files /etc/resolv.conf and /etc/hosts lead
+	// to in the sandbox (through their symbolic links: on many hosts
+	// /etc/resolv.conf names a file under /run), which the init stage
+	// covers with vm-run's own.
+	Resolv string `json:"resolv"`
+	Hosts  string `json:"hosts"`
 }

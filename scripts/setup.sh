@@ -61,6 +61,22 @@ command -v apt-get >/dev/null || { say "error: this script installs with apt-get
 apt_install ca-certificates gcc libc6-dev libseccomp-dev pkg-config bubblewrap
 # For the tests of a Python server in a virtual environment.
 apt_install python3-venv
+# For the egress tests, which run curl inside the sandbox.
+apt_install curl
+
+# Network mode egress opens /dev/net/tun as the user who runs vm-run. Its
+# usual mode is 0666, which udev's default rules set on Debian and Ubuntu;
+# a machine without udev (a minimal VM, a container) may have it 0600,
+# and the tests' unprivileged pass then could not run a single egress
+# sandbox. Opening the device grants nothing by itself: creating a device
+# needs CAP_NET_ADMIN in a network namespace of one's own.
+if [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" != 666 ]; then
+	say "/dev/net/tun is mode $(stat -c %a /dev/net/tun); setting its usual 0666, as udev does"
+	as_root chmod 0666 /dev/net/tun
+elif [ ! -e /dev/net/tun ]; then
+	say "/dev/net/tun is missing: loading the tun module"
+	as_root modprobe tun || say "warning: modprobe tun failed; network mode egress will refuse to start (vm-run doctor)"
+fi
 
 # go_minor prints the minor version of the go command on PATH (21 for
 # go1.21.5), or nothing.

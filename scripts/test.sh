@@ -34,7 +34,7 @@ go test -tags "$tags" -count=1 -run '^$' -bench . -benchtime 1x ./... >/dev/null
 
 # The same kernel-facing tests as uid 65534. Test binaries and vm-run are
 # copied where that uid can read and execute them.
-kernel_pkgs=(landlock seccomp sandbox sandbox/cgroup sandbox/selftest netns policy proxy cmd/vm-run)
+kernel_pkgs=(landlock seccomp sandbox sandbox/cgroup sandbox/selftest netns netns/egress netns/stack policy proxy cmd/vm-run)
 if [ "$(id -u)" -ne 0 ]; then
 	echo "== unprivileged pass skipped: already running as uid $(id -u)" >&2
 	exit $first
@@ -106,6 +106,7 @@ mkdir -p "$work/bin"
 cp bin/vm-run "$work/bin/vm-run"
 # The Go example server, which uid 65534 cannot build (no go on its PATH).
 go build -o "$work/bin/wordcount" ./scripts/examples/wordcount-go
+CGO_ENABLED=0 go build -o "$work/bin/netclient" ./cmd/vm-run/testdata/netclient
 for pkg in "${kernel_pkgs[@]}"; do
 	[ -d "$pkg" ] || continue
 	go test -tags "$tags" -c -o "$work/$(echo "$pkg" | tr / _).test" "./$pkg"
@@ -133,7 +134,7 @@ for pkg in "${kernel_pkgs[@]}"; do
 	[ -f "$t" ] || continue
 	echo "== $pkg as uid 65534" >&2
 	if ! (cd "$src/$pkg" && env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$home" TMPDIR=/tmp \
-		VMRUN_BIN="$work/bin/vm-run" VMRUN_WORDCOUNT="$work/bin/wordcount" VMRUN_MCP="$VMRUN_MCP" VMRUN_MCP_SERVERS="$VMRUN_MCP_SERVERS" VMRUN_UNPRIVILEGED=1 CI="${CI:-}" \
+		VMRUN_BIN="$work/bin/vm-run" VMRUN_WORDCOUNT="$work/bin/wordcount" VMRUN_NETCLIENT="$work/bin/netclient" VMRUN_MCP="$VMRUN_MCP" VMRUN_MCP_SERVERS="$VMRUN_MCP_SERVERS" VMRUN_UNPRIVILEGED=1 CI="${CI:-}" \
 		sh -c 'for p in $1; do echo $$ >"$p"; done; shift; exec "$@"' sh "$procs" \
 		setpriv --reuid 65534 --regid 65534 --clear-groups "$t" -test.count=1 -test.timeout=10m); then
 		fail=1

@@ -27,7 +27,7 @@ type auditCmd struct {
 	Verify auditVerifyCmd `cmd:"" help:"Check every line of the ledger: exit 0 if intact, 1 at the first bad line, 2 if it cannot be read."`
 	Show   auditShowCmd   `cmd:"" help:"Print records, filtered, as a table or as JSON lines."`
 	Tail   auditTailCmd   `cmd:"" help:"Print the last records, and with -f the ones that follow."`
-	Stats  auditStatsCmd  `cmd:"" help:"Count records by session, tool and verdict, and show what was denied most."`
+	Stats  auditStatsCmd  `cmd:"" help:"Count records by session, tool, verdict and network destination, and show what was denied most."`
 }
 
 // ledgerFlags choose the ledger: --ledger, then $VMRUN_LEDGER, then the
@@ -134,9 +134,9 @@ func printVerify(w io.Writer, path string, rep audit.Report, ve *audit.VerifyErr
 // filterFlags select records for show, tail and stats.
 type filterFlags struct {
 	Session string `help:"Only sessions whose id starts with this." placeholder:"ID"`
-	Event   string `help:"Only this event type: session_start, session_end, decision, ledger_recovered, ..." placeholder:"TYPE"`
+	Event   string `help:"Only this event type: session_start, session_end, decision, outcome, net_dns, net_connect, net_close, ledger_recovered, ..." placeholder:"TYPE"`
 	Tool    string `help:"Only decisions about tools matching this glob." placeholder:"GLOB"`
-	Verdict string `help:"Only decisions with this verdict: allow, deny, or would_deny (observe mode)." placeholder:"VERDICT"`
+	Verdict string `help:"Only decisions, and without --tool net_dns and net_connect records, with this verdict: allow, deny, or would_deny (observe mode)." placeholder:"VERDICT"`
 	Since   string `help:"Only records at or after this time: RFC 3339, a date (2006-01-02), or a duration before now (90m, 24h)." placeholder:"TIME"`
 	Until   string `help:"Only records before this time; the same forms as --since." placeholder:"TIME"`
 }
@@ -274,6 +274,8 @@ func (p *recordPrinter) print(raw []byte, r audit.Record) {
 	tool, verdict := "-", "-"
 	if d, ok := r.DecisionFields(); ok {
 		tool, verdict = textsafe.Escape(d.Tool), orDash(textsafe.Escape(string(d.Verdict)))
+	} else if v, ok := netVerdict(r); ok {
+		verdict = orDash(textsafe.Escape(v))
 	}
 	fmt.Fprintf(p.w, recordRow, r.Seq, r.Time.UTC().Format("2006-01-02T15:04:05.000Z"),
 		textsafe.Escape(r.Session), textsafe.Escape(r.Event), tool, verdict, detail(r))
@@ -289,6 +291,9 @@ func orDash(s string) string {
 // detail summarises a record's data in one line, every piece taken from
 // the ledger escaped.
 func detail(r audit.Record) string {
+	if d, ok := netDetail(r); ok { // audit_net.go
+		return d
+	}
 	esc := textsafe.Escape
 	switch r.Event {
 	case audit.EventSessionStart:
@@ -495,7 +500,7 @@ func follow(ctx context.Context, f *os.File, off int64, every time.Duration, fn 
 type auditStatsCmd struct {
 	ledgerFlags `embed:""`
 	filterFlags `embed:""`
-	Top         int  `default:"10" help:"How many tools to list under most denied."`
+	Top         int  `default:"10" help:"How many tools to list under most denied, and destinations and denied names under network."`
 	JSON        bool `help:"Print the counts as JSON."`
 }
 
@@ -522,10 +527,13 @@ func (c auditStatsCmd) Run(stdout io.Writer) error {
 		return err
 	}
 	if c.JSON {
+		dests, names := netTops(st.Network, c.Top)
 		b, err := json.MarshalIndent(struct {
 			*audit.Stats
-			MostDenied []*audit.ToolStats `json:"most_denied"`
-		}{st, st.MostDenied(c.Top)}, "", "  ")
+			MostDenied      []*audit.ToolStats `json:"most_denied"`
+			TopDestinations []*audit.DestStats `json:"top_destinations,omitempty"`
+			TopDeniedNames  []*audit.NameStats `json:"top_denied_names,omitempty"`
+		}{st, st.MostDenied(c.Top), dests, names}, "", "  ")
 		if err != nil {
 			return err
 		}
@@ -575,6 +583,7 @@ func printStats(w io.Writer, path string, st *audit.Stats, top int) error {
 	for _, t := range st.MostDenied(top) {
 		fmt.Fprintf(tw, "%s\t%d\t%s\n", esc(t.Tool), t.Denied, orDash(esc(t.TopRule())))
 	}
+	printNetStats(tw, st.Network, top)
 	return tw.Flush()
 }
 

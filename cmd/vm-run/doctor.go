@@ -57,6 +57,8 @@ func (doctorCmd) Run(stdout io.Writer) error {
 		row(ns.Name+" namespace", err == nil, detail)
 	}
 	cgroupRows(row)
+	tunOK, tunDetail := tunCheck(tunDevice)
+	row("network mode egress", tunOK, tunDetail)
 	tiocsti := strings.TrimSpace(readProc("/proc/sys/dev/tty/legacy_tiocsti"))
 	switch tiocsti {
 	case "1":
@@ -146,6 +148,11 @@ func enforceable(name string, sup landlock.Support) (bool, string) {
 	l, err := r.prepare()
 	if err != nil {
 		return false, err.Error()
+	}
+	if l.profile.Network.Mode == profiles.NetworkEgress {
+		if ok, detail := tunCheck(tunDevice); !ok {
+			return false, "network mode egress: " + detail
+		}
 	}
 	warnings, err := l.spec.Landlock.Check(sup)
 	if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 
@@ -30,9 +31,15 @@ func printSpec(w io.Writer, l *launch) error {
 	row("workspace", s.Dir)
 	row("uid:gid", fmt.Sprintf("%d:%d", s.UID, s.GID))
 	row("namespaces", "user net pid ipc uts mount cgroup")
-	if s.Loopback {
+	switch {
+	case l.profile.Network.Mode == profiles.NetworkEgress:
+		row("network", "egress: the hosts allowed below, by name, through vm-run; nothing else")
+		for _, r := range egressRows(l.profile.Network, os.Getenv) {
+			row("  "+r[0], r[1])
+		}
+	case s.Loopback:
 		row("network", "loopback only")
-	} else {
+	default:
 		row("network", "none (empty network namespace)")
 	}
 	row("read", list(s.Landlock.Read))

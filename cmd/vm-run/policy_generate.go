@@ -17,13 +17,14 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/vm-run/vm-run/audit"
+	"github.com/vm-run/vm-run/netns/egress"
 	"github.com/vm-run/vm-run/policy"
 	"github.com/vm-run/vm-run/profiles"
 	"github.com/vm-run/vm-run/sandbox"
 )
 
 type policyCmd struct {
-	Generate policyGenerateCmd `cmd:"" help:"Write a profile whose tool policy allows what a recorded session used, for a person to review before use."`
+	Generate policyGenerateCmd `cmd:"" help:"Write a profile whose tool policy and network allow list allow what a recorded session used, for a person to review before use."`
 }
 
 // policyGenerateCmd is the "generate" step of record, generate, approve: run
@@ -62,6 +63,11 @@ func (c *policyGenerateCmd) Run(stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("generate tool policy: %w", err)
 	}
+	network, err := readNetwork(path, sess.id) // policy_generate_net.go
+	if err != nil {
+		return err
+	}
+	network.base = base.Network
 	extends := c.Profile
 	if isProfilePath(extends) {
 		// extends: paths are relative to the extending file, which is not
@@ -75,7 +81,7 @@ func (c *policyGenerateCmd) Run(stdout io.Writer) error {
 	var data []byte
 	var extra *inForce
 	for range 2 {
-		if data, err = renderProfile(sess, base.Name, extends, gen, extra); err != nil {
+		if data, err = renderProfile(sess, base.Name, extends, gen, network, extra); err != nil {
 			return err
 		}
 		p, err := loadGenerated(data, c.Output, vars)
@@ -85,7 +91,10 @@ func (c *policyGenerateCmd) Run(stdout io.Writer) error {
 		if extra != nil {
 			break
 		}
-		if extra = beyond(p.Tools, gen); extra.empty() {
+		if extra = beyond(p.Tools, gen); len(network.allowed) > 0 {
+			extra.netRules = netBeyond(p.Network.Allow, network)
+		}
+		if extra.empty() {
 			break
 		}
 	}
@@ -99,6 +108,11 @@ func (c *policyGenerateCmd) Run(stdout io.Writer) error {
 	fmt.Fprintf(os.Stderr, "vm-run: wrote %s: %s for %s of session %s; %s and %s listed for review\n",
 		c.Output, plural(uint64(len(gen.Allow)), "matcher", "matchers"), plural(uint64(sess.used), "used call", "used calls"), clean(sess.id),
 		plural(uint64(len(gen.Denied)), "denied call", "denied calls"), plural(uint64(len(gen.Failed)), "failed call", "failed calls"))
+	if !network.empty() {
+		fmt.Fprintf(os.Stderr, "vm-run: network: %s allowed; %s and %s listed for review\n",
+			plural(uint64(len(network.allowed)), "host", "hosts"), plural(uint64(len(network.refused)), "refused destination", "refused destinations"),
+			plural(uint64(len(network.names)), "refused name", "refused names"))
+	}
 	fmt.Fprintf(os.Stderr, "vm-run: hint: review it, then run: vm-run --profile %s -- COMMAND\n", c.Output)
 	return nil
 }
@@ -115,9 +129,13 @@ type inForce struct {
 	rules    []policy.Rule
 	defaults []string // kinds allowed by default
 	denied   []policy.Use
+	// netRules are network rules inherited beside the generated ones.
+	netRules []egress.Rule
 }
 
-func (f *inForce) empty() bool {
+func (f *inForce) empty() bool { return f.toolsEmpty() && (f == nil || len(f.netRules) == 0) }
+
+func (f *inForce) toolsEmpty() bool {
 	return f == nil || len(f.rules) == 0 && len(f.defaults) == 0 && len(f.denied) == 0
 }
 
@@ -149,9 +167,10 @@ func beyond(loaded *policy.Policy, g *policy.Generated) *inForce {
 }
 
 // renderProfile writes the generated profile: a header for the reviewer,
-// the profile, and the calls not allowed, commented out. extra, if not
-// empty, is what the loaded profile holds beyond the generated rules.
-func renderProfile(s *recordedSession, baseName, extends string, g *policy.Generated, extra *inForce) ([]byte, error) {
+// the profile, and the calls and connections not allowed, commented out.
+// extra, if not empty, is what the loaded profile holds beyond the
+// generated rules.
+func renderProfile(s *recordedSession, baseName, extends string, g *policy.Generated, network *netUsage, extra *inForce) ([]byte, error) {
 	var b bytes.Buffer
 	line := func(format string, args ...any) {
 		if format == "" {
@@ -179,7 +198,7 @@ func renderProfile(s *recordedSession, baseName, extends string, g *policy.Gener
 	line("answered with a result, are listed at the end, commented out: move a matcher")
 	line("into an allow list to permit it.")
 	line("")
-	if extra.empty() {
+	if extra.toolsEmpty() {
 		line("This profile extends %s for its sandbox only: the tools: section", clean(extends))
 		line("below is the whole tool policy in force; the allow rules and default of")
 		line("%s do not apply, and it has no deny rules, which would.", clean(baseName))
@@ -197,6 +216,7 @@ func renderProfile(s *recordedSession, baseName, extends string, g *policy.Gener
 			line("  a used call that an inherited rule denies: %s", clean(describeCall(u.Call)))
 		}
 	}
+	netHeader(line, network, extra) // policy_generate_net.go
 	if len(g.Skipped) > 0 {
 		line("")
 		line("No rule below stands for these calls (%d):", len(g.Skipped))
@@ -220,6 +240,9 @@ func renderProfile(s *recordedSession, baseName, extends string, g *policy.Gener
 		scalar("extends"), scalar(extends),
 		scalar("tools"), tools,
 	}}
+	if n := netSection(network); n != nil {
+		doc.Content = append(doc.Content, scalar("network"), n)
+	}
 	quoteOdd(doc)
 	enc := yaml.NewEncoder(&b)
 	enc.SetIndent(2)
@@ -232,8 +255,11 @@ func renderProfile(s *recordedSession, baseName, extends string, g *policy.Gener
 	if err := commentedOffers(&b, "Denied in this session:", g.Denied); err != nil {
 		return nil, err
 	}
-	err := commentedOffers(&b, "Allowed in this session but not answered with a result:", g.Failed)
-	return b.Bytes(), err
+	if err := commentedOffers(&b, "Allowed in this session but not answered with a result:", g.Failed); err != nil {
+		return nil, err
+	}
+	netOffers(&b, network)
+	return b.Bytes(), nil
 }
 
 func scalar(s string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s} }

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -294,7 +296,7 @@ func TestPolicyGenerateInForce(t *testing.T) {
 		t.Errorf("beyond = rules %v, defaults %v, denied %v; want strict-read and block-src, resource and prompt, the write", extra.rules, extra.defaults, extra.denied)
 	}
 	s := &recordedSession{id: "0123", profile: "strict", workdir: "/ws"}
-	data, err := renderProfile(s, "strict", "strict", g, extra)
+	data, err := renderProfile(s, "strict", "strict", g, nil, extra)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,5 +308,206 @@ func TestPolicyGenerateInForce(t *testing.T) {
 	}
 	if extra := beyond(g.Policy, g); !extra.empty() {
 		t.Errorf("beyond(the generated policy itself) = %+v, want nothing", extra)
+	}
+}
+
+// writeNet appends network records to session id of the ledger at path,
+// as the egress stack writes them.
+func writeNet(t *testing.T, path, id string, evs []audit.Event) {
+	t.Helper()
+	l, err := audit.Open(path, audit.Options{SessionID: id, Profile: "egress", ProfileHash: "sha256:feed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for _, ev := range evs {
+		if _, err := l.Log(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// egressSession is the network traffic of a session in mode egress.
+func egressSession() []audit.Event {
+	type c = audit.NetConnect
+	allow, deny := audit.VerdictAllow, audit.VerdictDeny
+	return []audit.Event{
+		audit.NetDNS{Name: "api.github.com", Type: "A", Verdict: allow, Rule: "api.github.com:443", Answer: "198.18.0.4"},
+		c{Conn: 1, Proto: "tcp", Name: "api.github.com", Address: "198.18.0.4:443", Port: 443, Verdict: allow,
+			Rule: "api.github.com:443", SNI: "api.github.com", Dialed: "140.82.112.5:443"},
+		c{Conn: 2, Proto: "tcp", Name: "api.github.com", Address: "198.18.0.4:443", Port: 443, Verdict: allow,
+			Rule: "api.github.com:443", SNI: "api.github.com", Dialed: "140.82.112.6:443"},
+		c{Conn: 3, Proto: "tcp", Name: "api.github.com", Address: "198.18.0.4:80", Port: 80, Verdict: allow,
+			Rule: "api.github.com:80,443", Dialed: "140.82.112.5:80"},
+		c{Conn: 4, Proto: "tcp", Name: "files.slack.com", Address: "198.18.0.5:443", Port: 443, Verdict: allow,
+			Rule: "*.slack.com:443", SNI: "files.slack.com", Dialed: "3.5.6.7:443"},
+		c{Conn: 5, Proto: "tcp", Name: "db.internal", Address: "198.18.0.6:5432", Port: 5432, Verdict: allow,
+			Rule: "db.internal:5432", Dialed: "10.0.0.7:5432"},
+		c{Conn: 6, Proto: "tcp", Address: "10.0.0.5:5432", Port: 5432, Verdict: allow, Rule: "10.0.0.5:5432", Dialed: "10.0.0.5:5432"},
+		c{Conn: 10, Proto: "tcp", Name: "nosni.example", Address: "198.18.0.11:443", Port: 443, Verdict: allow,
+			Rule: "nosni.example:443", Dialed: "5.6.7.8:443"},
+		c{Conn: 7, Proto: "tcp", Address: "127.0.0.1:8080", Port: 8080, Verdict: allow, Rule: "host-loopback:8080", Dialed: "127.0.0.1:8080"},
+		// Reached, but nothing a rule can name: a wildcard, a name that is
+		// not one, a synthetic address.
+		c{Conn: 8, Proto: "tcp", Name: "*.evil.example", Address: "198.18.0.7:443", Port: 443, Verdict: allow, Rule: "*.evil.example:443"},
+		c{Conn: 9, Proto: "tcp", Name: "\x1b]0;title\x07ok.example", Address: "198.18.0.8:443", Port: 443, Verdict: allow},
+		// Refused for want of a rule: proposed, commented out.
+		c{Proto: "tcp", Name: "example.com", Address: "198.18.0.9:80", Port: 80, Verdict: deny, Reason: "no rule allows example.com:80"},
+		c{Proto: "tcp", Name: "example.com", Address: "198.18.0.9:80", Port: 80, Verdict: deny, Reason: "no rule allows example.com:80", Suppressed: 12},
+		c{Proto: "tcp", Address: "10.9.9.9:22", Port: 22, Verdict: deny, Reason: "10.9.9.9:22 is an address literal no rule lists"},
+		// Refused where a rule would not help, or could not be written.
+		c{Proto: "tcp", Name: "api.github.com", Address: "198.18.0.4:443", Port: 443, Verdict: deny, Rule: "api.github.com:443",
+			SNI: "evil.example", Reason: "SNI evil.example does not match api.github.com"},
+		c{Proto: "tcp", Address: "198.18.0.77:443", Port: 443, Verdict: deny, Reason: "198.18.0.77:443 is a synthetic address the stub never gave out"},
+		c{Proto: "udp", Address: "8.8.8.8:53", Port: 53, Verdict: deny, Reason: "UDP other than DNS is refused"},
+		c{Proto: "tcp", Name: "evil\x1b[2J\n- injected.example:1", Address: "198.18.0.10:80", Port: 80, Verdict: deny, Reason: "no rule allows it"},
+		audit.NetDNS{Name: "telemetry.example", Type: "A", Verdict: deny},
+		audit.NetDNS{Name: "telemetry.example", Type: "AAAA", Verdict: deny, Suppressed: 4},
+		audit.NetDNS{Name: "evil\r\n- also.injected:1", Type: "A", Verdict: deny},
+	}
+}
+
+// TestPolicyGenerateNetwork: generate proposes network.allow from the
+// destinations a session reached, by name and port, merged per host and
+// sorted, and lists what it was refused, commented out; the profile loads
+// and allows exactly those, and the commented entries load once moved in.
+func TestPolicyGenerateNetwork(t *testing.T) {
+	dir := t.TempDir()
+	ledger := filepath.Join(dir, "ledger.jsonl")
+	ws := filepath.Join(dir, "ws")
+	home := hermeticHome(t)
+	vars := profiles.Vars{Workspace: ws, Home: home, TmpDir: sandbox.TmpDir}
+	writeSession(t, ledger, "aaaa000000000001", ws, []recordedCall{readCall("a", policy.Allow, audit.OutcomeOK)})
+	writeNet(t, ledger, "aaaa000000000001", egressSession())
+	// Another session's traffic is not this one's.
+	writeNet(t, ledger, "bbbb000000000002", []audit.Event{audit.NetConnect{Conn: 1, Proto: "tcp", Name: "other.example",
+		Address: "198.18.0.4:443", Port: 443, Verdict: audit.VerdictAllow, Dialed: "1.2.3.4:443"}})
+	writeSession(t, ledger, "cccc000000000003", ws, []recordedCall{readCall("a", policy.Allow, audit.OutcomeOK)})
+
+	out := filepath.Join(dir, "gen.yaml")
+	var stdout, stderr bytes.Buffer
+	args := []string{"policy", "generate", "--ledger", ledger, "--session", "aaaa", "-o", out}
+	if code := run(args, &stdout, &stderr); code != 0 {
+		t.Fatalf("vm-run %q = %d, want 0; stderr:\n%s", args, code, stderr.String())
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkTerminalSafe(t, "generated profile", data)
+	for _, l := range strings.Split(string(data), "\n") {
+		if l := strings.TrimLeft(l, " #"); strings.HasPrefix(l, "- injected") || strings.HasPrefix(l, "- also.injected") {
+			t.Errorf("a name from the ledger made a line of its own: %q", l)
+		}
+	}
+	for _, w := range []string{
+		"mode: egress",
+		"    - 10.0.0.5:5432 # 1 connection\n",
+		"    - host: api.github.com\n      ports: [80, 443] # 3 connections; allowed by api.github.com:80,443\n",
+		"    - nosni.example:443 # 1 connection; no SNI seen: add sni: false if the client sends none\n",
+		"    - host: db.internal\n      ports: [5432]\n      private: true # 1 connection; private: dialled 10.0.0.7, a private address\n",
+		"    - files.slack.com:443 # 1 connection; allowed by *.slack.com:443\n",
+		"    - host-loopback:8080 # 1 connection\n",
+		"#   - example.com:80  # 14 connections refused: no rule allows example.com:80\n",
+		"#   - 10.9.9.9:22  # 1 connection refused: 10.9.9.9:22 is an address literal no rule lists\n",
+		"#   api.github.com:443: SNI evil.example does not match api.github.com (1 connection)\n",
+		"#   198.18.0.77:443: 198.18.0.77:443 is a synthetic address the stub never gave out (1 connection)\n",
+		"#   8.8.8.8:53: UDP other than DNS is refused (1 connection)\n",
+		`#   "evil\x1b[2J\n- injected.example:1:80": no rule allows it (1 connection)`,
+		"#   telemetry.example  # 6 questions, A AAAA\n",
+		`#   "evil\r\n- also.injected:1"  # 1 question, A`,
+		"#   *.evil.example:443: a name with a \"*\" in it\n",
+		`#   "\x1b]0;title\aok.example:443: `,
+	} {
+		if !strings.Contains(string(data), w) {
+			t.Errorf("generated profile lacks %q:\n%s", w, data)
+		}
+	}
+
+	p, err := profiles.Load(out, vars)
+	if err != nil {
+		t.Fatalf("profiles.Load(%q): %v\n%s", out, err, data)
+	}
+	var got []string
+	for _, r := range p.Network.Allow {
+		got = append(got, fmt.Sprintf("%s private=%v", r, r.Private))
+	}
+	want := []string{"10.0.0.5:5432 private=false", "api.github.com:80,443 private=false", "db.internal:5432 private=true",
+		"files.slack.com:443 private=false", "host-loopback:8080 private=false", "nosni.example:443 private=false"}
+	if p.Network.Mode != profiles.NetworkEgress || !slices.Equal(got, want) {
+		t.Errorf("loaded network = mode %s, allow %q; want egress, %q", p.Network.Mode, got, want)
+	}
+
+	// The reviewer moves the commented entries into the list.
+	var moved []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if entry, ok := strings.CutPrefix(l, "#   - "); ok && strings.Contains(l, "refused:") {
+			moved = append(moved, "    - "+strings.SplitN(entry, "  #", 2)[0])
+		}
+	}
+	approved := filepath.Join(dir, "approved.yaml")
+	text := "extends: " + out + "\nnetwork:\n  allow:\n" + strings.Join(moved, "\n") + "\n"
+	if err := os.WriteFile(approved, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err = profiles.Load(approved, vars)
+	if err != nil {
+		t.Fatalf("profiles.Load(the refused entries moved in): %v\n%s", err, text)
+	}
+	if n := len(p.Network.Allow); len(moved) != 2 || n != len(want)+2 {
+		t.Errorf("with %q moved in, the profile allows %d rules, want %d", moved, n, len(want)+2)
+	}
+
+	// Over a base in mode loopback, whose keys mode egress has not.
+	loop := filepath.Join(dir, "loop.yaml")
+	if err := os.WriteFile(loop, []byte("extends: strict\nnetwork:\n  mode: loopback\n  connect_tcp: [8080]\n  bind_tcp: [9090]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, base := range []string{"dev", loop} {
+		out := filepath.Join(dir, "over-"+filepath.Base(base)+".yaml")
+		args := []string{"policy", "generate", "--ledger", ledger, "--session", "aaaa", "--profile", base, "-o", out}
+		if code := run(args, &stdout, &stderr); code != 0 {
+			t.Fatalf("vm-run %q = %d, want 0; stderr:\n%s", args, code, stderr.String())
+		}
+		p, err := profiles.Load(out, vars)
+		if err != nil {
+			t.Fatalf("profiles.Load(generated over %s): %v", base, err)
+		}
+		if n := p.Network; n.Mode != profiles.NetworkEgress || n.AnyPort || len(n.ConnectTCP)+len(n.BindTCP) != 0 || len(n.Allow) != len(want) {
+			t.Errorf("generated over %s: network %+v, want mode egress, no loopback keys, %d rules", base, n, len(want))
+		}
+	}
+
+	// A session without network records gets no network section.
+	args = []string{"policy", "generate", "--ledger", ledger, "--session", "cccc"}
+	stdout.Reset()
+	if code := run(args, &stdout, &stderr); code != 0 {
+		t.Fatalf("vm-run %q = %d, want 0; stderr:\n%s", args, code, stderr.String())
+	}
+	if s := stdout.String(); strings.Contains(s, "network:") || strings.Contains(s, "Network destinations") {
+		t.Errorf("generated profile of a session without network records mentions the network:\n%s", s)
+	}
+}
+
+// TestPolicyGenerateNetworkInherited: network.allow accumulates over
+// extends, so the header names the rules a base brings along.
+func TestPolicyGenerateNetworkInherited(t *testing.T) {
+	dir := t.TempDir()
+	ledger := filepath.Join(dir, "ledger.jsonl")
+	hermeticHome(t)
+	writeSession(t, ledger, "aaaa000000000001", dir, []recordedCall{readCall("a", policy.Allow, audit.OutcomeOK)})
+	writeNet(t, ledger, "aaaa000000000001", egressSession()[:2])
+	base := filepath.Join(dir, "base.yaml")
+	if err := os.WriteFile(base, []byte("extends: strict\nnetwork:\n  mode: egress\n  allow: [old.example:443, api.github.com:443]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	args := []string{"policy", "generate", "--ledger", ledger, "--profile", base}
+	if code := run(args, &stdout, &stderr); code != 0 {
+		t.Fatalf("vm-run %q = %d, want 0; stderr:\n%s", args, code, stderr.String())
+	}
+	if s := stdout.String(); !strings.Contains(s, "WARNING") || !strings.Contains(s, "inherited network rule old.example:443\n") ||
+		strings.Contains(s, "inherited network rule api.github.com") {
+		t.Errorf("header does not name the inherited rule old.example:443, and it alone:\n%s", s)
 	}
 }

@@ -49,7 +49,7 @@ func readSession(path, prefix string) (*recordedSession, error) {
 	var ids []string
 	err := scanLedger(path, func(r audit.Record) {
 		if prefix == "" {
-			if r.Event == audit.EventDecision {
+			if r.Event == audit.EventDecision || isNetEvent(r.Event) {
 				ids = []string{r.Session}
 			}
 		} else if strings.HasPrefix(r.Session, prefix) && !slices.Contains(ids, r.Session) {
@@ -61,7 +61,7 @@ func readSession(path, prefix string) (*recordedSession, error) {
 	}
 	switch {
 	case len(ids) == 0 && prefix == "":
-		return nil, &hintError{err: fmt.Errorf("ledger %q records no decisions", path),
+		return nil, &hintError{err: fmt.Errorf("ledger %q records no decisions and no network traffic", path),
 			hint: "record a session first: run the server under vm-run (not --no-proxy) and use it, then generate"}
 	case len(ids) == 0:
 		return nil, &hintError{err: fmt.Errorf("ledger %q has no session %q", path, prefix),
@@ -71,6 +71,7 @@ func readSession(path, prefix string) (*recordedSession, error) {
 	}
 	s := &recordedSession{ledger: path, id: ids[0]}
 	var decisions []audit.Decision
+	network := false
 	status := map[uint64]string{}
 	var skipped skippedLines
 	err = scanLedger(path, func(r audit.Record) {
@@ -84,6 +85,7 @@ func readSession(path, prefix string) (*recordedSession, error) {
 		if s.profile == "" {
 			s.profile, s.hash = r.Profile, r.ProfileHash
 		}
+		network = network || isNetEvent(r.Event)
 		switch r.Event {
 		case audit.EventSessionStart:
 			if st, err := audit.ReadEvent[audit.SessionStart](r); err == nil {
@@ -105,8 +107,8 @@ func readSession(path, prefix string) (*recordedSession, error) {
 	skipped.report(path)
 	s.skippedLines = skipped.n
 	s.decisions = len(decisions)
-	if len(decisions) == 0 {
-		return nil, fmt.Errorf("session %s in ledger %q made no decisions (was it run with --no-proxy?)", s.id, path)
+	if len(decisions) == 0 && !network {
+		return nil, fmt.Errorf("session %s in ledger %q made no decisions and used no network (was it run with --no-proxy?)", s.id, path)
 	}
 	for _, d := range decisions {
 		u := s.use(d, status)
@@ -173,3 +175,8 @@ type hintError struct {
 func (e *hintError) Error() string { return e.err.Error() }
 func (e *hintError) Unwrap() error { return e.err }
 func (e *hintError) Hint() string  { return e.hint }
+
+// isNetEvent reports whether a record is one of network mode egress's.
+func isNetEvent(event string) bool {
+	return event == audit.EventNetDNS || event == audit.EventNetConnect || event == audit.EventNetClose
+}

@@ -67,6 +67,12 @@ func (c profilesShowCmd) Run(stdout io.Writer) error {
 	if c, err := sandbox.CgroupLimits(p.Limits); err == nil {
 		fmt.Fprintf(stdout, "#\n# cgroup limits on this host: %s\n", cgroupLimits(p.Limits, c))
 	}
+	if p.Network.Mode == profiles.NetworkEgress {
+		fmt.Fprintln(stdout, "#\n# network egress: the sandbox reaches these, by name, through vm-run; nothing else:")
+		for _, r := range egressRows(p.Network, nil) {
+			fmt.Fprintf(stdout, "#   %-14s  %s\n", r[0], r[1])
+		}
+	}
 	_, err = stdout.Write(out)
 	return err
 }

@@ -29,6 +29,7 @@ type runCmd struct {
 	Ledger    string   `help:"The audit ledger (default: $$VMRUN_LEDGER, the profile's audit.ledger, or ~/.local/state/vm-run/ledger.jsonl; as root /var/log/vm-run/ledger.jsonl)." placeholder:"PATH"`
 	Env       []string `help:"Set KEY=VALUE in the command's environment (repeatable; the value may hold commas)." placeholder:"KEY=VALUE" sep:"none"`
 	PassEnv   []string `help:"Pass the caller's KEY through to the command (repeatable)." placeholder:"KEY"`
+	AllowNet  []string `help:"Let the command reach HOST:PORT by name (repeatable): api.github.com:443, '*.slack.com:443' (subdomains only), 10.0.0.5:5432, host-loopback:8080. Adds to the profile's network.allow and switches it to network mode egress; a profile in loopback mode with port rules is refused, since egress replaces them." placeholder:"HOST:PORT" sep:"none"`
 	DryRun    bool     `help:"Print the effective sandbox and exit."`
 	User      string   `help:"Only as root: the user the command runs as, NAME or UID[:GID] (default: nobody; 'root' keeps uid 0, still without capabilities)." placeholder:"USER"`
 
@@ -121,7 +122,7 @@ func (r *runCmd) Run(stdout io.Writer) error {
 	var st sandbox.Status
 	if r.NoProxy {
 		var proc *sandbox.Process
-		if proc, err = pending.Start(l.spec); err == nil {
+		if proc, err = pending.StartNetwork(l.spec, sess.network()); err == nil {
 			st, err = proc.Wait()
 		}
 	} else {
@@ -131,7 +132,7 @@ func (r *runCmd) Run(stdout io.Writer) error {
 		ledgerFailed := func(err error) {
 			fmt.Fprintf(os.Stderr, "vm-run: error: ledger: %v; every call is denied from now on\n", err)
 		}
-		st, err = serve(pending, l.spec, pipes, proxy.Config{
+		st, err = serve(pending, l.spec, sess.network(), pipes, proxy.Config{
 			Policy:          l.profile.Tools,
 			Workspace:       l.workspace,
 			Bases:           argvDirs(l.workspace, r.Cmd),
@@ -258,6 +259,9 @@ func (r *runCmd) load(ws string, who ids) (*launch, error) {
 			Hint: "pass --ledger PATH"}
 	}
 	if p, err = withPolicyFile(p, r.Policy, vars); err != nil {
+		return nil, err
+	}
+	if p, err = withAllowNet(p, r.AllowNet, r.Profile); err != nil {
 		return nil, err
 	}
 	if r.Observe {

@@ -17,7 +17,9 @@ type selftestCmd struct {
 }
 
 // Run runs the escape battery: every probe first unsandboxed, to show the
-// attack works on this machine, then under the profile.
+// attack works on this machine, then under the profile. A profile in
+// network mode egress gets the egress attacks too, each sandbox its own
+// network, as run starts it.
 func (c selftestCmd) Run(stdout io.Writer) error {
 	self, err := os.Executable()
 	if err != nil {
@@ -38,6 +40,9 @@ func (c selftestCmd) Run(stdout io.Writer) error {
 		},
 		Self:   self,
 		Stderr: os.Stderr,
+		// In network mode egress vm-run's dialer reads HTTPS_PROXY from
+		// here when the profile names no upstream proxy, as for run.
+		Env: os.Environ(),
 	})
 	if err != nil {
 		return err

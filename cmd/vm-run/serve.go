@@ -86,7 +86,7 @@ func closeFiles(files ...*os.File) {
 // runs the MCP proxy between vm-run's own stdin/stdout (the client) and the
 // server's pipes. It returns the server's status once the server has exited
 // and everything it wrote was handled.
-func serve(pending *sandbox.Pending, spec *sandbox.Spec, pipes *serverPipes, cfg proxy.Config) (sandbox.Status, error) {
+func serve(pending *sandbox.Pending, spec *sandbox.Spec, net sandbox.Network, pipes *serverPipes, cfg proxy.Config) (sandbox.Status, error) {
 	// A client that goes away must not kill vm-run with SIGPIPE before the
 	// server is stopped and the session recorded: with SIGPIPE notified,
 	// writes to a closed stdout return EPIPE instead (os/signal, "SIGPIPE").
@@ -94,7 +94,7 @@ func serve(pending *sandbox.Pending, spec *sandbox.Spec, pipes *serverPipes, cfg
 	signal.Notify(sigpipe, syscall.SIGPIPE)
 	defer signal.Stop(sigpipe)
 
-	proc, err := pending.Start(spec)
+	proc, err := pending.StartNetwork(spec, net)
 	pipes.closeServerEnds()
 	if err != nil {
 		pipes.closeAll()

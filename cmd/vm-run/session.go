@@ -31,6 +31,17 @@ type session struct {
 	// denials reads Landlock's audit records of the domains the init
 	// stage creates; nil where vm-run cannot read them.
 	denials *landlock.DenialWatch
+	// net is the sandbox's network in mode egress, nil in the others.
+	net *egressNet
+}
+
+// network is what carries the sandbox's traffic, for
+// sandbox.Pending.StartNetwork: nil unless the network mode is egress.
+func (s *session) network() sandbox.Network {
+	if s.net == nil {
+		return nil
+	}
+	return s.net
 }
 
 // watchDenials starts reading Landlock's denial records for the sandbox
@@ -118,7 +129,14 @@ func openSession(l *launch, path string) (*session, error) {
 	if strings.HasPrefix(where, "builtin:") {
 		where = "a profile that extends " + l.profile.Name
 	}
-	return &session{ledger: led, start: time.Now(), profile: where, limits: l.spec.Cgroup}, nil
+	s := &session{ledger: led, start: time.Now(), profile: where, limits: l.spec.Cgroup}
+	if l.spec.Egress != nil {
+		if s.net, err = newEgressNet(l.profile.Network, led, os.Environ()); err != nil {
+			led.Close()
+			return nil, err
+		}
+	}
+	return s, nil
 }
 
 // end records how the session ended and closes the ledger, and says on
@@ -126,6 +144,9 @@ func openSession(l *launch, path string) (*session, error) {
 // ran but whose end cannot be recorded makes vm-run fail: the record is the
 // point of running under vm-run.
 func (s *session) end(st sandbox.Status, runErr error) error {
+	if s.net != nil {
+		s.net.close()
+	}
 	ev := audit.NewSessionEnd(st.ExitCode(), "", time.Since(s.start))
 	if st.Signal != 0 {
 		ev.Signal = unix.SignalName(unix.Signal(st.Signal))

@@ -43,7 +43,31 @@ type attack struct {
 	inTmp bool
 	// skip returns why the attack does not apply here, or "".
 	skip func(e runEnv) string
+	// baselineIn says where the run that proves the attack happens.
+	baselineIn baselineWhere
+	// check, if set, judges what the parent saw of a blocked sandboxed
+	// run: the stack's records, the questions the battery's resolver got.
+	check func(e runEnv, ev evidence) finding
 }
+
+// baselineWhere says where the baseline run of an attack happens.
+type baselineWhere int
+
+const (
+	// onHost: unsandboxed, as baselineAs says.
+	onHost baselineWhere = iota
+	// withoutAllowlist: in the same sandbox, its stack allowing every
+	// destination (openNet), for attacks only the allowlist can stop.
+	withoutAllowlist
+	// inOwnNetNS: unsandboxed, as uid 0 of a new user namespace that owns
+	// a new network namespace: holding CAP_NET_ADMIN over it, as the init
+	// stage does before it drops its capabilities. For the attacks on the
+	// sandbox's network configuration, which on the host would need a
+	// privilege the command's user lacks anyway, and must not change the
+	// host's network. Needs asCaller: the new namespace maps uid 0 to the
+	// caller.
+	inOwnNetNS
+)
 
 // runEnv is what an attack's parameters depend on: the fixtures, the
 // workspace and the profile loaded for it, and whether the run is
@@ -230,7 +254,7 @@ func battery() []attack {
 		{name: "connect to a host pathname unix socket", probe: "unix", skip: noHidden, args: func(e runEnv) []string {
 			return []string{param("path", e.fx.sockPath), param("token", e.fx.tokens["socket"])}
 		}},
-		{name: "network interfaces other than lo", probe: "netifs", args: fixed()},
+		{name: "network interfaces other than lo", probe: "netifs", args: netifsArgs},
 
 		{name: "new user namespace via clone", probe: "userns", args: fixed(param("via", "clone"))},
 		{name: "new user namespace via clone3", probe: "userns", args: fixed(param("via", "clone3"))},

@@ -40,6 +40,47 @@
 // modes and ptrace rules then allow every attack, and only the sandbox can
 // make the difference. The vm-run binary must be executable by that user.
 //
+// # Network mode egress
+//
+// A profile in network mode egress gets the attacks on what lies beyond
+// the sandbox's tun0, and each sandbox of the battery gets its own stack
+// (package netns/stack, started as `vm-run run` starts it, through
+// sandbox.EgressConfig), recording into memory and closed when the probe
+// has ended. Unless the profile names a resolver of its own, the battery
+// makes its DNS fixture on the host's loopback the profile's
+// network.resolver for the run, and counts what it is asked.
+//
+// The attacks: resolve a name no rule lists (NXDOMAIN, and the host-side
+// resolver never asked); reach the host's loopback listener by the name
+// host-loopback (unless a rule lists its port) and by guessing synthetic
+// addresses the stub never handed out; reach 169.254.169.254:80 and
+// 10.0.0.1:80 (ECONNREFUSED at once, never a hang); send UDP, unicast
+// and multicast; ask DNS of a server other than the stub (8.8.8.8:53, UDP
+// and TCP); use IPv6 (no address, no route, no connection); create a TUN
+// device or add an address or a route (EPERM: no CAP_NET_ADMIN). Each
+// probe lists what it saw refused by the stack (verdict.Refused), and the
+// row fails ("error", "unrecorded: ...") unless the stack recorded a
+// denial of each: nothing may be refused unrecorded.
+//
+// The existing attacks are judged for the mode: 127.0.0.1 inside is the
+// sandbox's own loopback, so the host's listener stays out of reach; and
+// "network interfaces other than lo" accepts tun0, and only tun0, when it
+// is a TUN device holding the sandbox's address with the route leaving
+// from it, since its far end is vm-run's stack, whose allowlist the
+// egress attacks test.
+//
+// Baselines differ with what stands in the way. Attacks that only the
+// allowlist stops run their baseline in the same sandbox with a stack
+// that allows everything and connects every connection to the battery's
+// own loopback listener ("escapes without the allowlist"): the probe
+// reads the listener's token through tun0, so the path works and the
+// allowlist alone makes the difference. The UDP, DNS and IPv6 attacks
+// run unsandboxed against the battery's loopback fixtures: nothing is
+// ever sent off the host to prove them. The attack on the network
+// configuration runs its baseline unsandboxed, in a user and network
+// namespace of its own where it holds CAP_NET_ADMIN, as the init stage
+// does before it drops it; it never touches the host's network.
+//
 // # Baselines
 //
 // A baseline that fails makes the battery fail ([Report.Err]), unless the

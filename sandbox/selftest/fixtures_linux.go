@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -51,6 +52,9 @@ type fixtures struct {
 	tokens map[string]string // fixture name -> token
 
 	listeners []net.Listener
+	closers   []io.Closer // the other sockets of the fixtures
+
+	egress egressFixtures // for a profile in network mode egress
 
 	victim      *exec.Cmd
 	victimStdin *os.File
@@ -287,28 +291,32 @@ func (fx *fixtures) hiddenFixtures(p *profiles.Profile) error {
 	return nil
 }
 
+// serve starts a listener that writes the token of fixture name to every
+// connection.
+func (fx *fixtures) serve(network, addr, name string) (net.Listener, error) {
+	l, err := net.Listen(network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s %q: %w", network, addr, err)
+	}
+	fx.listeners = append(fx.listeners, l)
+	fx.tokens[name] = token()
+	tok := []byte(fx.tokens[name] + "\n")
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Write(tok)
+			c.Close()
+		}
+	}()
+	return l, nil
+}
+
 // listen starts the listeners. Each writes its token to every connection.
 func (fx *fixtures) listen() error {
-	serve := func(network, addr, name string) (net.Listener, error) {
-		l, err := net.Listen(network, addr)
-		if err != nil {
-			return nil, fmt.Errorf("listen on %s %q: %w", network, addr, err)
-		}
-		fx.listeners = append(fx.listeners, l)
-		fx.tokens[name] = token()
-		tok := []byte(fx.tokens[name] + "\n")
-		go func() {
-			for {
-				c, err := l.Accept()
-				if err != nil {
-					return
-				}
-				c.Write(tok)
-				c.Close()
-			}
-		}()
-		return l, nil
-	}
+	serve := fx.serve
 	l, err := serve("tcp4", "127.0.0.1:0", "tcp")
 	if err != nil {
 		return err
@@ -499,6 +507,9 @@ func (fx *fixtures) close() {
 	}
 	for _, l := range fx.listeners {
 		l.Close()
+	}
+	for _, c := range fx.closers {
+		c.Close()
 	}
 	if fx.slave != nil {
 		fx.slave.Close()

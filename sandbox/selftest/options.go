@@ -29,6 +29,10 @@ type Options struct {
 	// User is whom the sandboxed probes run as; nil means what vm-run
 	// picks: the caller, or nobody (65534:65534) for root.
 	User *User
+	// Env is the environment vm-run's dialer reads HTTPS_PROXY from in
+	// network mode egress, when the profile names no upstream proxy, as
+	// `vm-run run` passes its own (nil: this process's).
+	Env []string
 }
 
 // User is a uid and gid pair.

@@ -29,6 +29,11 @@ type verdict struct {
 	// Error says the probe could not do its job (bad parameters, a broken
 	// fixture): neither an escape nor a block.
 	Error string `json:"error,omitempty"`
+	// Refused lists what the probe saw refused after it reached vm-run's
+	// stack in network mode egress: "dns NAME" (NXDOMAIN from the stub),
+	// "tcp IP:PORT" (a reset), "udp IP:PORT" (sent, never answered). The
+	// battery checks that the stack recorded a denial of each.
+	Refused []string `json:"refused,omitempty"`
 }
 
 // ProbeMain runs the probe named by args[0] in the current process with the

@@ -42,6 +42,14 @@ var probes = map[string]func(params) verdict{
 	"unix":   probeUnix,
 	"netifs": probeNetifs,
 
+	// Network mode egress: what lies beyond tun0.
+	"resolve":  probeResolve,
+	"dial":     probeDial,
+	"udp":      probeUDP,
+	"dns":      probeDNS,
+	"ipv6":     probeIPv6,
+	"netadmin": probeNetAdmin,
+
 	// Kernel attack surface.
 	"userns":      probeUserNS,
 	"syscall":     probeSyscall,

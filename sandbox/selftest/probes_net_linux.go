@@ -139,19 +139,33 @@ func unixMechanism(err error, abstract bool) string {
 // probeNetifs: list the network interfaces and look for a route off the
 // machine. Connecting a UDP socket only looks the route up and sends
 // nothing (udp(7)); 192.0.2.1 is TEST-NET-1 (RFC 5737), never a real host.
-func probeNetifs(params) verdict {
+//
+// In network mode egress (egress=DEV addr=A) the sandbox has one more
+// device, DEV, with the default route through it: that is no escape in
+// itself, since its far end is vm-run's stack, which the egress attacks
+// test. What would be one is any other device, a DEV that is not a TUN
+// device holding A and only A, or a route that leaves from another
+// address.
+func probeNetifs(ps params) verdict {
 	names, how, err := interfaces()
 	if err != nil {
 		return broken("list interfaces: %v", err)
 	}
+	dev, want := ps.get("egress"), ps.get("addr")
 	var other []string
+	hasDev := false
 	for _, n := range names {
-		if n != "lo" {
+		switch {
+		case n == "lo":
+		case dev != "" && n == dev:
+			hasDev = true
+		default:
 			other = append(other, n)
 		}
 	}
 	route := "no route to 192.0.2.1"
 	routed := false
+	var from netip.Addr
 	if fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err == nil {
 		err := unix.Connect(fd, &unix.SockaddrInet4{Port: 9, Addr: [4]byte{192, 0, 2, 1}})
 		if err == nil {
@@ -159,7 +173,8 @@ func probeNetifs(params) verdict {
 			route = "a route to 192.0.2.1"
 			if sa, err := unix.Getsockname(fd); err == nil {
 				if in, ok := sa.(*unix.SockaddrInet4); ok {
-					route += " from " + netip.AddrFrom4(in.Addr).String()
+					from = netip.AddrFrom4(in.Addr)
+					route += " from " + from.String()
 				}
 			}
 		} else {
@@ -167,11 +182,65 @@ func probeNetifs(params) verdict {
 		}
 		unix.Close(fd)
 	}
-	if len(other) > 0 || routed {
-		return escaped("interfaces %s (%s); %s", strings.Join(names, ", "), how, route)
+	detail := fmt.Sprintf("interfaces %s (%s); %s", strings.Join(names, ", "), how, route)
+	if dev == "" {
+		if len(other) > 0 || routed {
+			return escaped("%s", detail)
+		}
+		v := blocked("network namespace", "%s", detail)
+		return v.impossible("this machine has no network interface besides lo and no route off it")
 	}
-	v := blocked("network namespace", "interfaces %s (%s); %s", strings.Join(names, ", "), how, route)
+	var bad []string
+	if len(other) > 0 {
+		bad = append(bad, "devices besides lo and "+dev+": "+strings.Join(other, ", "))
+	}
+	if hasDev {
+		if why := checkEgressDevice(dev, want); why != "" {
+			bad = append(bad, why)
+		}
+	}
+	if routed && from.String() != want {
+		bad = append(bad, fmt.Sprintf("the route to 192.0.2.1 leaves from %s, not %s", from, want))
+	}
+	if len(bad) > 0 {
+		return escaped("%s (%s)", strings.Join(bad, "; "), detail)
+	}
+	v := blocked("network namespace (only "+dev+", whose far end is vm-run's stack)", "%s", detail)
 	return v.impossible("this machine has no network interface besides lo and no route off it")
+}
+
+// checkEgressDevice returns what is wrong with the sandbox's device dev,
+// or "": it must be a TUN device (ARPHRD_NONE, which tun_net_init in
+// drivers/net/tun.c gives IFF_TUN devices) whose IPv4 address is want.
+func checkEgressDevice(dev, want string) string {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return "socket: " + errName(err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq(dev)
+	if err != nil {
+		return err.Error()
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFHWADDR, ifr); err != nil {
+		return dev + ": SIOCGIFHWADDR: " + errName(err)
+	}
+	// The hardware address is a sockaddr whose family is the device type.
+	if t := ifr.Uint16(); t != unix.ARPHRD_NONE {
+		return fmt.Sprintf("%s has device type %d, not a TUN device's", dev, t)
+	}
+	ifr, _ = unix.NewIfreq(dev)
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFADDR, ifr); err != nil {
+		return dev + ": SIOCGIFADDR: " + errName(err)
+	}
+	a, err := ifr.Inet4Addr()
+	if err != nil {
+		return dev + ": " + err.Error()
+	}
+	if got := netip.AddrFrom4([4]byte(a)).String(); got != want {
+		return fmt.Sprintf("%s holds %s, not %s", dev, got, want)
+	}
+	return ""
 }
 
 // interfaces lists interface names over netlink, or from /proc/net/dev

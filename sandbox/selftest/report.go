@@ -47,9 +47,12 @@ type Row struct {
 	Mechanism string `json:"mechanism,omitempty"`
 	// Detail is the sandboxed probe's account, errno values included.
 	Detail string `json:"detail"`
-	// Baseline is the outcome of the same probe run without the sandbox.
+	// Baseline is the outcome of the same probe run without the sandbox,
+	// or without the part of it under test: BaselineRun says how it ran
+	// when not simply unsandboxed ("without the allowlist").
 	Baseline       Proof  `json:"baseline"`
 	BaselineDetail string `json:"baseline_detail"`
+	BaselineRun    string `json:"baseline_run,omitempty"`
 	// Why explains a skipped attack or an impossible baseline.
 	Why string `json:"why,omitempty"`
 }
@@ -129,6 +132,9 @@ func (r *Report) WriteDetails(w io.Writer) error {
 	for _, row := range r.Rows {
 		fmt.Fprintf(w, "%s\n  probe:     %s\n  sandboxed: %s: %s\n  baseline:  %s: %s\n",
 			row.Attack, row.Probe, row.Got, dash(row.Detail), row.Baseline, dash(row.BaselineDetail))
+		if row.BaselineRun != "" {
+			fmt.Fprintf(w, "  baseline run %s\n", row.BaselineRun)
+		}
 		if row.Why != "" {
 			fmt.Fprintf(w, "  why:       %s\n", row.Why)
 		}
@@ -147,6 +153,9 @@ func dash(s string) string {
 func baselineText(row Row) string {
 	switch row.Baseline {
 	case Proven:
+		if row.BaselineRun != "" {
+			return "escapes " + row.BaselineRun
+		}
 		return "escapes unsandboxed"
 	case Impossible:
 		return "not provable here: " + row.Why

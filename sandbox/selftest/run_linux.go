@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/vm-run/vm-run/audit"
 	"github.com/vm-run/vm-run/profiles"
 	"github.com/vm-run/vm-run/sandbox"
 )
@@ -62,13 +63,14 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		name = prof.Name
 	}
 	rep := &Report{Profile: name, UID: user.UID, GID: user.GID}
-	r := &runner{self: self, opts: o, profile: prof, fx: fx}
+	r := &runner{self: self, opts: o, fx: fx}
+	r.profile = r.watchResolver(prof)
 
 	// One probe first: if the sandbox cannot start, say so once.
-	if _, err := r.sandboxed(ctx, attack{probe: "nnp", args: fixed()}); err != nil {
+	if _, err := r.sandboxed(ctx, attack{probe: "nnp", args: fixed()}, profileNet); err != nil {
 		return nil, fmt.Errorf("start a probe in the sandbox: %w", err)
 	}
-	for _, a := range battery() {
+	for _, a := range attacksFor(r.profile) {
 		if err := ctx.Err(); err != nil {
 			return rep, err
 		}
@@ -175,6 +177,7 @@ func (fx *fixtures) build(p *profiles.Profile, self string) error {
 		fx.groupFixture,
 		fx.files,
 		fx.listen,
+		func() error { return fx.startEgress(p) },
 		fx.makeHandle,
 		fx.openPTY,
 		func() error { return fx.startVictim(self) },
@@ -192,6 +195,9 @@ type runner struct {
 	profile *profiles.Profile // loaded for fx.workspace
 	fx      *fixtures
 	tmpProf *profiles.Profile // loaded for fx.tmpWorkspace, when needed
+	// watched: the profile's network.resolver is the battery's DNS
+	// fixture, whose questions it counts (watchResolver).
+	watched bool
 }
 
 // outcome is how one probe run ended.
@@ -200,6 +206,9 @@ type outcome struct {
 	parsed bool // the probe printed a verdict
 	st     sandbox.Status
 	output string // stderr, for a probe that printed no verdict
+	// records are what the sandbox's stack recorded, in network mode
+	// egress.
+	records []audit.Event
 }
 
 // env returns what attack a's parameters depend on.
@@ -211,7 +220,7 @@ func (r *runner) env(a attack, sandboxed bool) (runEnv, error) {
 			if err != nil {
 				return e, err
 			}
-			r.tmpProf = p
+			r.tmpProf = r.watchResolver(p)
 		}
 		e.workspace, e.profile = r.fx.tmpWorkspace, r.tmpProf
 	}
@@ -233,7 +242,17 @@ func (r *runner) row(ctx context.Context, a attack) Row {
 		}
 	}
 	row.Probe = strings.Join(append([]string{a.probe}, a.args(e)...), " ")
-	base, err := r.baseline(ctx, a)
+	var base outcome
+	switch a.baselineIn {
+	case withoutAllowlist:
+		base, err = r.sandboxed(ctx, a, openNet)
+		row.BaselineRun = "without the allowlist"
+	case inOwnNetNS:
+		base, err = r.baseline(ctx, a)
+		row.BaselineRun = "with CAP_NET_ADMIN in a namespace of its own"
+	default:
+		base, err = r.baseline(ctx, a)
+	}
 	if ferr := r.fx.files(); err == nil {
 		err = ferr
 	}
@@ -242,7 +261,7 @@ func (r *runner) row(ctx context.Context, a attack) Row {
 	} else {
 		judgeBaseline(&row, base)
 	}
-	sb, err := r.sandboxed(ctx, a)
+	sb, err := r.sandboxed(ctx, a, profileNet)
 	if ferr := r.fx.files(); err == nil {
 		err = ferr
 	}
@@ -251,6 +270,11 @@ func (r *runner) row(ctx context.Context, a attack) Row {
 		return row
 	}
 	judgeSandboxed(&row, sb)
+	if a.check != nil && row.Got == GotBlocked {
+		judgeEvidence(&row, a.check(e, evidence{
+			records: sb.records, refused: sb.v.Refused, fx: r.fx, watched: r.watched,
+		}))
+	}
 	return row
 }
 
@@ -278,6 +302,9 @@ func (r *runner) baseline(ctx context.Context, a attack) (outcome, error) {
 		cmd.SysProcAttr.Credential = r.fx.credential(false)
 	case asCommandWithGroups:
 		cmd.SysProcAttr.Credential = r.fx.credential(true)
+	}
+	if a.baselineIn == inOwnNetNS {
+		ownNetNS(cmd.SysProcAttr)
 	}
 	if a.leak {
 		undo, err := r.fx.leak()
@@ -313,11 +340,21 @@ func (o *outcome) parse(out []byte) {
 }
 
 // sandboxed runs the probe in the sandbox the profile describes, as vm-run
-// would run a command, with the probe binary added to the exec rules.
-func (r *runner) sandboxed(ctx context.Context, a attack) (outcome, error) {
+// would run a command, with the probe binary added to the exec rules; in
+// network mode egress, with the network which says.
+func (r *runner) sandboxed(ctx context.Context, a attack, which netRun) (outcome, error) {
 	e, err := r.env(a, true)
 	if err != nil {
 		return outcome{}, err
+	}
+	n, rec, err := r.network(e.profile, which)
+	if err != nil {
+		return outcome{}, fmt.Errorf("start the sandbox's network: %w", err)
+	}
+	var sn sandbox.Network // a nil *stack.Network is no nil Network
+	if n != nil {
+		sn = n
+		defer n.Close()
 	}
 	argv := append([]string{ProbeArg0, a.probe}, a.args(e)...)
 	spec, err := sandbox.Build(e.profile, sandbox.Options{
@@ -366,7 +403,7 @@ func (r *runner) sandboxed(ctx context.Context, a attack) (outcome, error) {
 	defer cancel()
 	done := make(chan struct{})
 	defer close(done)
-	st, runErr := sandbox.Run(spec, sandbox.Stdio{Stdin: devnull, Stdout: outW, Stderr: stderr},
+	st, runErr := runSandbox(spec, sandbox.Stdio{Stdin: devnull, Stdout: outW, Stderr: stderr}, sn,
 		func(p *sandbox.Process) {
 			go func() {
 				select {
@@ -387,6 +424,11 @@ func (r *runner) sandboxed(ctx context.Context, a attack) (outcome, error) {
 		o.output = r.fx.takeTTY()
 	}
 	o.parse([]byte(out))
+	if n != nil {
+		// Closed first: the stack writes its last records as it closes.
+		n.Close()
+		o.records = rec.events()
+	}
 	return o, nil
 }
 
