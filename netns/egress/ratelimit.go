@@ -2,6 +2,7 @@ package egress
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -32,7 +33,20 @@ type Limited struct {
 
 	mu    sync.Mutex
 	kinds map[denialKind]*denials
+	// The budget of denial records per window, all kinds together, and
+	// the denials left out for want of it (over), whose count is
+	// written with the last of them.
+	budgetStart time.Time
+	budgetUsed  int
+	over        denials
 }
+
+// MaxDenialRecords is the most denial records written per window, all
+// kinds together: a sandbox that tries ever new names, ports or
+// addresses makes a new kind each time, and would otherwise fill the
+// ledger. The ones beyond are counted, and written as one record carrying
+// the count (at the next window, and at Flush).
+const MaxDenialRecords = 200
 
 // denialKind is what makes two denials identical; see [Limited].
 type denialKind struct {
@@ -75,6 +89,20 @@ func (l *Limited) Record(ctx context.Context, ev audit.Event) error {
 		l.mu.Unlock()
 		return nil
 	}
+	var overN int
+	var overEv audit.Event
+	if now.Sub(l.budgetStart) >= l.window {
+		l.budgetStart, l.budgetUsed = now, 0
+		overN, overEv = l.over.skipped, l.over.last
+		l.over.skipped, l.over.last = 0, nil
+	}
+	if l.budgetUsed >= MaxDenialRecords {
+		l.over.skipped++
+		l.over.last = ev
+		l.mu.Unlock()
+		return nil
+	}
+	l.budgetUsed++
 	if d == nil {
 		if len(l.kinds) >= sweepAt {
 			l.sweep(now)
@@ -85,6 +113,10 @@ func (l *Limited) Record(ctx context.Context, ev audit.Event) error {
 	prev, n := d.written, d.skipped
 	d.written, d.skipped, d.last = now, 0, nil
 	l.mu.Unlock()
+
+	if overN > 0 {
+		l.recordOver(ctx, overEv, overN)
+	}
 
 	err := l.rec.Record(ctx, withSuppressed(ev, n))
 	if err != nil {
@@ -114,6 +146,15 @@ func (l *Limited) sweep(now time.Time) {
 // returns the first error of the recorder; the counts not written stay
 // pending for another Flush.
 func (l *Limited) Flush(ctx context.Context) error {
+	l.mu.Lock()
+	overN, overEv := l.over.skipped, l.over.last
+	l.over.skipped, l.over.last = 0, nil
+	l.mu.Unlock()
+	if overN > 0 {
+		if err := l.recordOver(ctx, overEv, overN); err != nil {
+			return err
+		}
+	}
 	l.mu.Lock()
 	var todo []*denials
 	for _, d := range l.kinds {
@@ -191,4 +232,28 @@ func withSuppressed(ev audit.Event, n int) audit.Event {
 		return e
 	}
 	return ev
+}
+
+// recordOver writes the last of n denials left out for want of budget,
+// carrying the count of the others (a connection's reason says they were
+// of any kind; a DNS record has no reason to say it in); a write that
+// fails puts them back.
+func (l *Limited) recordOver(ctx context.Context, ev audit.Event, n int) error {
+	note := fmt.Sprintf(" (and %d other denials of any kind beyond the %d records a window)", n-1, MaxDenialRecords)
+	out := withSuppressed(ev, n-1)
+	switch e := out.(type) {
+	case audit.NetConnect:
+		e.Reason += note
+		out = e
+	}
+	err := l.rec.Record(ctx, out)
+	if err != nil {
+		l.mu.Lock()
+		l.over.skipped += n
+		if l.over.last == nil {
+			l.over.last = ev
+		}
+		l.mu.Unlock()
+	}
+	return err
 }

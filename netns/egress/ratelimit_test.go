@@ -2,6 +2,7 @@ package egress
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -185,13 +186,53 @@ func TestRateLimitSweep(t *testing.T) {
 	ctx := context.Background()
 	l, _, clock := newLimited(time.Second)
 	for i := range sweepAt {
+		// A window per MaxDenialRecords kinds: the budget's.
+		if i > 0 && i%MaxDenialRecords == 0 {
+			clock.advance(time.Second)
+		}
 		l.Record(ctx, audit.NetConnect{Proto: "tcp", Port: uint16(i + 1), Verdict: audit.VerdictDeny})
 	}
 	// One kind with a count pending, which the sweep must keep.
-	l.Record(ctx, audit.NetConnect{Proto: "tcp", Port: 1, Verdict: audit.VerdictDeny})
+	l.Record(ctx, audit.NetConnect{Proto: "tcp", Port: sweepAt, Verdict: audit.VerdictDeny})
 	clock.advance(2 * time.Second)
 	l.Record(ctx, audit.NetConnect{Proto: "tcp", Port: 65535, Verdict: audit.VerdictDeny})
 	if n := len(l.kinds); n != 2 {
 		t.Errorf("%d kinds after the sweep, want 2 (the new one and the one with a count)", n)
+	}
+}
+
+// TestRateLimitBudget: denials of ever new kinds are written at most
+// MaxDenialRecords a window; the rest are counted into one record that
+// says so. The probe: the same number of denials spread over windows are
+// all written.
+func TestRateLimitBudget(t *testing.T) {
+	ctx := context.Background()
+	l, rec, _ := newLimited(time.Second)
+	const n = 3 * MaxDenialRecords
+	for i := range n {
+		l.Record(ctx, audit.NetConnect{Proto: "udp", Port: uint16(i + 1), Verdict: audit.VerdictDeny, Reason: "r"})
+	}
+	if got := len(rec.all()); got != MaxDenialRecords {
+		t.Fatalf("%d records in one window, want %d", got, MaxDenialRecords)
+	}
+	if err := l.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	evs := rec.all()
+	last, ok := evs[len(evs)-1].(audit.NetConnect)
+	if len(evs) != MaxDenialRecords+1 || !ok || last.Suppressed != n-MaxDenialRecords-1 || !strings.Contains(last.Reason, "other denials of any kind") {
+		t.Errorf("after Flush: %d records, last %+v; want one more carrying %d", len(evs), evs[len(evs)-1], n-MaxDenialRecords-1)
+	}
+
+	// The probe: a window each, every one written.
+	l2, rec2, clock2 := newLimited(time.Second)
+	for i := range n {
+		if i%MaxDenialRecords == 0 {
+			clock2.advance(time.Second)
+		}
+		l2.Record(ctx, audit.NetConnect{Proto: "udp", Port: uint16(i + 1), Verdict: audit.VerdictDeny, Reason: "r"})
+	}
+	if got := len(rec2.all()); got != n {
+		t.Errorf("spread over windows: %d records, want %d", got, n)
 	}
 }
