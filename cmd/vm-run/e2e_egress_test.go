@@ -71,29 +71,20 @@ func newTestResolver(t *testing.T, names ...string) *testResolver {
 			}
 		}
 	}()
-	go func() {
+	go serveEach(ln, func(c net.Conn) {
+		var l [2]byte
 		for {
-			c, err := ln.Accept()
-			if err != nil {
+			if _, err := io.ReadFull(c, l[:]); err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				var l [2]byte
-				for {
-					if _, err := io.ReadFull(c, l[:]); err != nil {
-						return
-					}
-					q := make([]byte, int(l[0])<<8|int(l[1]))
-					if _, err := io.ReadFull(c, q); err != nil {
-						return
-					}
-					out := r.answer(q)
-					c.Write(append([]byte{byte(len(out) >> 8), byte(len(out))}, out...))
-				}
-			}()
+			q := make([]byte, int(l[0])<<8|int(l[1]))
+			if _, err := io.ReadFull(c, q); err != nil {
+				return
+			}
+			out := r.answer(q)
+			c.Write(append([]byte{byte(len(out) >> 8), byte(len(out))}, out...))
 		}
-	}()
+	})
 	return r
 }
 
@@ -502,38 +493,29 @@ func TestE2EEgressUpstreamProxy(t *testing.T) {
 	t.Cleanup(func() { ln.Close() })
 	var mu sync.Mutex
 	var asked []string
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				req, err := http.ReadRequest(bufio.NewReader(c))
-				if err != nil {
-					return
-				}
-				mu.Lock()
-				asked = append(asked, req.Method+" "+req.Host+" "+req.Header.Get("Proxy-Authorization"))
-				mu.Unlock()
-				// The proxy's own resolver: api.test is this host.
-				if req.Method != "CONNECT" || req.Host != fmt.Sprintf("api.test:%d", web) || req.Header.Get("Proxy-Authorization") != "Basic YW5uOnMzY3JldA==" {
-					io.WriteString(c, "HTTP/1.1 403 Forbidden\r\n\r\n")
-					return
-				}
-				up, err := net.Dial("tcp4", fmt.Sprintf("127.0.0.1:%d", web))
-				if err != nil {
-					io.WriteString(c, "HTTP/1.1 502 Bad Gateway\r\n\r\n")
-					return
-				}
-				defer up.Close()
-				io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n")
-				go io.Copy(up, c)
-				io.Copy(c, up)
-			}()
+	go serveEach(ln, func(c net.Conn) {
+		req, err := http.ReadRequest(bufio.NewReader(c))
+		if err != nil {
+			return
 		}
-	}()
+		mu.Lock()
+		asked = append(asked, req.Method+" "+req.Host+" "+req.Header.Get("Proxy-Authorization"))
+		mu.Unlock()
+		// The proxy's own resolver: api.test is this host.
+		if req.Method != "CONNECT" || req.Host != fmt.Sprintf("api.test:%d", web) || req.Header.Get("Proxy-Authorization") != "Basic YW5uOnMzY3JldA==" {
+			io.WriteString(c, "HTTP/1.1 403 Forbidden\r\n\r\n")
+			return
+		}
+		up, err := net.Dial("tcp4", fmt.Sprintf("127.0.0.1:%d", web))
+		if err != nil {
+			io.WriteString(c, "HTTP/1.1 502 Bad Gateway\r\n\r\n")
+			return
+		}
+		defer up.Close()
+		io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n")
+		go io.Copy(up, c)
+		io.Copy(c, up)
+	})
 	proxyAddr := ln.Addr().String()
 	b := newBox(t)
 	profile := e.profile(t, b, "egress-proxy", "", fmt.Sprintf(`network:
@@ -577,5 +559,20 @@ func TestE2EEgressUpstreamProxy(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(ledger); strings.Contains(string(b), "s3cret") {
 		t.Errorf("the ledger holds the proxy's password")
+	}
+}
+
+// serveEach accepts connections on ln until it closes and handles each in
+// a goroutine of its own, closing it afterwards.
+func serveEach(ln net.Listener, handle func(net.Conn)) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			handle(c)
+		}()
 	}
 }

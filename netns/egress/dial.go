@@ -131,33 +131,33 @@ func (h *HostDialer) Dial(ctx context.Context, name string, addr netip.Addr, por
 // public address of this host is this host, whatever its class), which
 // only an address literal or host-loopback rule reaches.
 func (h *HostDialer) permitted(name string, addrs []netip.Addr, rule *Rule) error {
+	own, err := ownAddresses()
 	for _, a := range addrs {
 		if reason, ok := Permitted(a, rule); !ok {
 			return &Refusal{Reason: name + " resolves to " + reason}
 		}
-		if ownAddress(a) {
+		// Loopback addresses are Permitted's to judge.
+		if !a.IsLoopback() && (err != nil || slices.Contains(own, a)) {
 			return &Refusal{Reason: fmt.Sprintf("%s resolves to %s, an address of this host", name, a)}
 		}
 	}
 	return nil
 }
 
-// ownAddress reports whether a is assigned to one of this host's
-// interfaces. Loopback addresses are Permitted's to judge.
-func ownAddress(a netip.Addr) bool {
-	if a.IsLoopback() {
-		return false
-	}
+// ownAddresses returns the addresses of this host's interfaces, read once
+// per dial. On an error the caller refuses rather than guesses.
+func ownAddresses() ([]netip.Addr, error) {
 	ifas, err := net.InterfaceAddrs()
 	if err != nil {
-		return true // unknown: refuse rather than guess
+		return nil, err
 	}
+	var own []netip.Addr
 	for _, ifa := range ifas {
-		if p, err := netip.ParsePrefix(ifa.String()); err == nil && p.Addr().Unmap() == a {
-			return true
+		if p, err := netip.ParsePrefix(ifa.String()); err == nil {
+			own = append(own, p.Addr().Unmap())
 		}
 	}
-	return false
+	return own, nil
 }
 
 // resolve looks name up for IPv4 addresses, unmapped, without duplicates.
