@@ -43,9 +43,15 @@ type Process struct {
 // parent-death signal fires when the thread that cloned it exits
 // (prctl(2), PR_SET_PDEATHSIG), not when the process does.
 func Run(s *Spec, stdio Stdio, started func(*Process)) (Status, error) {
+	return RunNetwork(s, stdio, nil, started)
+}
+
+// RunNetwork is Run for a spec in any network mode: n carries the
+// sandbox's traffic in mode egress, as in [Pending.StartNetwork].
+func RunNetwork(s *Spec, stdio Stdio, n Network, started func(*Process)) (Status, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	p, err := Start(s, stdio)
+	p, err := startNetwork(s, stdio, n)
 	if err != nil {
 		return Status{}, err
 	}
@@ -61,6 +67,10 @@ func Run(s *Spec, stdio Stdio, started func(*Process)) (Status, error) {
 // to its thread (see Run). The trees of a private home are opened here
 // ([Spec.OpenTrees]).
 func Start(s *Spec, stdio Stdio) (*Process, error) {
+	return startNetwork(s, stdio, nil)
+}
+
+func startNetwork(s *Spec, stdio Stdio, n Network) (*Process, error) {
 	trees, err := s.OpenTrees()
 	if err != nil {
 		return nil, err
@@ -69,7 +79,7 @@ func Start(s *Spec, stdio Stdio) (*Process, error) {
 	for _, f := range trees {
 		f.Close()
 	}
-	return p.Start(s)
+	return p.StartNetwork(s, n)
 }
 
 // Pending is an init stage started before its spec: it has its namespaces

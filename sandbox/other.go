@@ -16,6 +16,11 @@ type Stdio struct{ Stdin, Stdout, Stderr *os.File }
 // Run is not available off Linux.
 func Run(*Spec, Stdio, func(*Process)) (Status, error) { return Status{}, ErrNotSupported }
 
+// RunNetwork is not available off Linux.
+func RunNetwork(*Spec, Stdio, Network, func(*Process)) (Status, error) {
+	return Status{}, ErrNotSupported
+}
+
 // Pending is an init stage started before its spec; there is none off
 // Linux.
 type Pending struct{}

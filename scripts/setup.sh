@@ -4,9 +4,10 @@
 #
 #   - from Debian's (or Ubuntu's) packages: gcc and the C library's static
 #     files and libseccomp-dev (the static cgo build), pkg-config,
-#     bubblewrap (the benchmark's baseline), Node.js and npm (the real MCP
-#     servers), and a Go new enough to switch toolchains (1.21 or later:
-#     the release's own, or its backports where that is older);
+#     bubblewrap (the benchmark's baseline), curl and musl-tools (the
+#     egress tests), Node.js and npm (the real MCP servers), and a Go new
+#     enough to switch toolchains (1.21 or later: the release's own, or its
+#     backports where that is older);
 #   - with the go command: the Go that go.mod names, downloaded from the Go
 #     module proxy by the go command's own toolchain switching (the
 #     Makefile sets GOTOOLCHAIN=auto), and the modules;
@@ -56,13 +57,14 @@ apt_install() {
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${opts[@]}" "${need[@]}"
 }
 
-command -v apt-get >/dev/null || { say "error: this script installs with apt-get (Debian, Ubuntu); install by hand: gcc, libseccomp-dev, pkg-config, python3 with venv, Go 1.21 or later, Node.js 18 or later with npm"; exit 1; }
+command -v apt-get >/dev/null || { say "error: this script installs with apt-get (Debian, Ubuntu); install by hand: gcc, libseccomp-dev, pkg-config, python3 with venv, curl, musl-gcc, Go 1.21 or later, Node.js 18 or later with npm"; exit 1; }
 
 apt_install ca-certificates gcc libc6-dev libseccomp-dev pkg-config bubblewrap
 # For the tests of a Python server in a virtual environment.
 apt_install python3-venv
-# For the egress tests, which run curl inside the sandbox.
-apt_install curl
+# For the egress tests, which run curl inside the sandbox, and a client
+# built statically against musl (musl-gcc), whose resolver is not glibc's.
+apt_install curl musl-tools
 
 # Network mode egress opens /dev/net/tun as the user who runs vm-run. Its
 # usual mode is 0666, which udev's default rules set on Debian and Ubuntu;

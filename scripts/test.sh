@@ -107,6 +107,8 @@ cp bin/vm-run "$work/bin/vm-run"
 # The Go example server, which uid 65534 cannot build (no go on its PATH).
 go build -o "$work/bin/wordcount" ./scripts/examples/wordcount-go
 CGO_ENABLED=0 go build -o "$work/bin/netclient" ./cmd/vm-run/testdata/netclient
+# The egress test's musl client (scripts/setup.sh installs musl-tools).
+musl-gcc -static -O2 -o "$work/bin/muslclient" cmd/vm-run/testdata/muslclient/main.c
 for pkg in "${kernel_pkgs[@]}"; do
 	[ -d "$pkg" ] || continue
 	go test -tags "$tags" -c -o "$work/$(echo "$pkg" | tr / _).test" "./$pkg"
@@ -134,7 +136,7 @@ for pkg in "${kernel_pkgs[@]}"; do
 	[ -f "$t" ] || continue
 	echo "== $pkg as uid 65534" >&2
 	if ! (cd "$src/$pkg" && env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$home" TMPDIR=/tmp \
-		VMRUN_BIN="$work/bin/vm-run" VMRUN_WORDCOUNT="$work/bin/wordcount" VMRUN_NETCLIENT="$work/bin/netclient" VMRUN_MCP="$VMRUN_MCP" VMRUN_MCP_SERVERS="$VMRUN_MCP_SERVERS" VMRUN_UNPRIVILEGED=1 CI="${CI:-}" \
+		VMRUN_BIN="$work/bin/vm-run" VMRUN_WORDCOUNT="$work/bin/wordcount" VMRUN_NETCLIENT="$work/bin/netclient" VMRUN_MUSLCLIENT="$work/bin/muslclient" VMRUN_MCP="$VMRUN_MCP" VMRUN_MCP_SERVERS="$VMRUN_MCP_SERVERS" VMRUN_UNPRIVILEGED=1 CI="${CI:-}" \
 		sh -c 'for p in $1; do echo $$ >"$p"; done; shift; exec "$@"' sh "$procs" \
 		setpriv --reuid 65534 --regid 65534 --clear-groups "$t" -test.count=1 -test.timeout=10m); then
 		fail=1

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -57,7 +58,7 @@ func (doctorCmd) Run(stdout io.Writer) error {
 		row(ns.Name+" namespace", err == nil, detail)
 	}
 	cgroupRows(row)
-	tunOK, tunDetail := tunCheck(tunDevice)
+	tunOK, tunDetail := egressCheck()
 	row("network mode egress", tunOK, tunDetail)
 	tiocsti := strings.TrimSpace(readProc("/proc/sys/dev/tty/legacy_tiocsti"))
 	switch tiocsti {
@@ -138,18 +139,25 @@ func seccompDetail(level uint, err error) string {
 // enforceable reports whether a profile can be enforced here: its Landlock
 // requirements, stated and implied, hold, and /bin/true really runs under it.
 func enforceable(name string, sup landlock.Support) (bool, string) {
+	return enforceableRun(runCmd{Profile: name}, sup)
+}
+
+// enforceableRun is enforceable for the profile and flags of r, with a
+// fresh workspace and /bin/true as the command.
+func enforceableRun(r runCmd, sup landlock.Support) (bool, string) {
 	ws, err := os.MkdirTemp("", "vm-run-doctor-")
 	if err != nil {
 		return false, err.Error()
 	}
 	defer os.RemoveAll(ws)
 	os.Chmod(ws, 0o755)
-	r := runCmd{Profile: name, Workspace: ws, Cmd: []string{"/bin/true"}}
+	r.Workspace, r.Cmd = ws, []string{"/bin/true"}
 	l, err := r.prepare()
 	if err != nil {
 		return false, err.Error()
 	}
-	if l.profile.Network.Mode == profiles.NetworkEgress {
+	egress := l.profile.Network.Mode == profiles.NetworkEgress
+	if egress {
 		if ok, detail := tunCheck(tunDevice); !ok {
 			return false, "network mode egress: " + detail
 		}
@@ -163,7 +171,7 @@ func enforceable(name string, sup landlock.Support) (bool, string) {
 		return false, err.Error()
 	}
 	defer devnull.Close()
-	st, err := sandbox.Run(l.spec, sandbox.Stdio{Stdin: devnull, Stdout: devnull, Stderr: devnull}, nil)
+	st, err := launchProbe(l, devnull, egress)
 	if err != nil {
 		return false, "launch: " + err.Error()
 	}
@@ -174,6 +182,48 @@ func enforceable(name string, sup landlock.Support) (bool, string) {
 		return true, "best effort: " + strings.Join(warnings, "; ")
 	}
 	return true, "launched /bin/true; every required feature present"
+}
+
+// tunProbe is the network of doctor's launches in mode egress: it takes
+// the TUN device the init stage made in the sandbox's namespace and
+// closes it, so /bin/true runs with no network at all.
+type tunProbe struct{ attached bool }
+
+func (t *tunProbe) Attach(dev *os.File) error {
+	t.attached = true
+	return dev.Close()
+}
+
+// launchProbe runs the launch's /bin/true with devnull as its stdio. In
+// mode egress the init stage really creates the TUN device and hands it
+// over, as at every launch: that is the step AppArmor's or SELinux's
+// rules on user namespaces refuse, which opening /dev/net/tun here does
+// not show.
+func launchProbe(l *launch, devnull *os.File, egress bool) (sandbox.Status, error) {
+	stdio := sandbox.Stdio{Stdin: devnull, Stdout: devnull, Stderr: devnull}
+	if !egress {
+		return sandbox.Run(l.spec, stdio, nil)
+	}
+	probe := &tunProbe{}
+	st, err := sandbox.RunNetwork(l.spec, stdio, probe, nil)
+	if err == nil && !probe.attached {
+		err = errors.New("the sandbox started without handing over its TUN device")
+	}
+	return st, err
+}
+
+// egressCheck is doctor's row for network mode egress: the device opens,
+// and a sandbox under strict with one --allow-net entry launches, its
+// device made in its own namespace and handed over.
+func egressCheck() (bool, string) {
+	if ok, detail := tunCheck(tunDevice); !ok {
+		return false, detail
+	}
+	ok, detail := enforceableRun(runCmd{Profile: "strict", AllowNet: []string{"doctor.invalid:443"}}, landlock.Detect())
+	if !ok {
+		return false, detail
+	}
+	return true, "a sandbox created its TUN device in its own network namespace and handed it over (uid " + strconv.Itoa(os.Getuid()) + ")"
 }
 
 func readProc(path string) string {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"debug/elf"
 	"fmt"
 	"io"
 	"net"
@@ -188,6 +189,42 @@ func netClient(t *testing.T) string {
 	return bin
 }
 
+// muslClient builds testdata/muslclient, statically with musl-gcc, where
+// the sandbox's uid can run it; VMRUN_MUSLCLIENT is one built already, for
+// a user without musl-gcc. Static, it needs nothing of the host's libraries
+// inside the sandbox, and resolves names with musl's own resolver.
+func muslClient(t *testing.T) string {
+	t.Helper()
+	bin := os.Getenv("VMRUN_MUSLCLIENT")
+	if bin == "" {
+		if _, err := exec.LookPath("musl-gcc"); err != nil {
+			failOnCI(t, "needs musl-gcc (Debian's musl-tools) to build testdata/muslclient, or VMRUN_MUSLCLIENT: %v", err)
+		}
+		dir := t.TempDir()
+		bin = filepath.Join(dir, "muslclient")
+		cmd := exec.Command("musl-gcc", "-static", "-O2", "-o", bin, "./testdata/muslclient/main.c")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("musl-gcc muslclient: %v\n%s", err, out)
+		}
+		if err := searchable(dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Dynamically linked, it would be the host's loader and libc that
+	// resolve, not musl's resolver linked in.
+	f, err := elf.Open(bin)
+	if err != nil {
+		t.Fatalf("muslclient: %v", err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Fatalf("muslclient %s has an interpreter (PT_INTERP), want it static", bin)
+		}
+	}
+	return bin
+}
+
 // requireTUN fails on CI, and skips elsewhere, where this user cannot
 // open the TUN device network mode egress needs.
 func requireTUN(t *testing.T) {
@@ -209,9 +246,9 @@ func TestE2EEgress(t *testing.T) {
 	}
 	res := newTestResolver(t, "api.test", "public.test", "x.wild.test", "other.test", "wild.test")
 	web, other, dead := upstream(t), upstream(t), deadPort(t)
-	client := netClient(t)
+	client, musl := netClient(t), muslClient(t)
 	b := newBox(t)
-	profile := e.profile(t, b, "egress", "  exec: ["+fmt.Sprintf("%q", filepath.Dir(client))+"]\n", fmt.Sprintf(`network:
+	profile := e.profile(t, b, "egress", fmt.Sprintf("  exec: [%q, %q]\n", filepath.Dir(client), filepath.Dir(musl)), fmt.Sprintf(`network:
   mode: egress
   resolver: %s
   allow:
@@ -237,6 +274,8 @@ try node node -e 'fetch("http://api.test:%[1]d/").then(r => r.text()).then(t => 
 try go %[5]s get http://api.test:%[1]d/
 try python /usr/bin/python3 -c 'import urllib.request; print(urllib.request.urlopen("http://api.test:%[1]d/", timeout=10).read().decode(), end="")' 
 try tcpdns %[5]s tcpdns api.test
+try musl %[6]s api.test %[1]d /
+try musl-unlisted-name %[6]s other.test %[1]d /
 try wildcard curl -sS --max-time 10 http://x.wild.test:%[1]d/
 try wildcard-apex curl -sS --max-time 10 http://wild.test:%[1]d/
 try unlisted-name curl -sS --max-time 10 http://other.test:%[1]d/
@@ -251,7 +290,7 @@ try udp bash -c 'echo x > /dev/udp/203.0.113.7/9999'
 try udp-dns-elsewhere bash -c 'echo x > /dev/udp/203.0.113.7/53'
 try ipv6 curl -sS --max-time 5 -6 http://[2001:db8::1]:%[1]d/
 true %[4]d
-`, web, other, dead, 0, client))
+`, web, other, dead, 0, client, musl))
 	if err := os.Chmod(script, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -269,6 +308,9 @@ true %[4]d
 		"allowed":            {"hello api.test", "exit 0"},
 		"node":               {"hello api.test", "exit 0"},
 		"go":                 {"hello api.test", "exit 0"},
+		"python":             {"hello api.test", "exit 0"},
+		"musl":               {"hello api.test", "exit 0"},
+		"musl-unlisted-name": {"resolve other.test: Name does not resolve", "exit 2"},
 		"tcpdns":             {"198.18.", "exit 0"},
 		"wildcard":           {"hello x.wild.test", "exit 0"},
 		"wildcard-apex":      {"resolve host", "exit 6"},

@@ -128,4 +128,12 @@ func TestE2EDoctor(t *testing.T) {
 	if !strings.Contains(string(out), "landlock denial records") {
 		t.Errorf("vm-run doctor says nothing of Landlock's denial records:\n%s", out)
 	}
+	// Where the device opens, doctor really launches a sandbox that makes
+	// its own TUN device, the step user-namespace policies can refuse.
+	if f, err := os.OpenFile(tunDevice, os.O_RDWR, 0); err == nil {
+		f.Close()
+		if !regexp.MustCompile(`(?m)^network mode egress +ok +a sandbox created its TUN device`).Match(out) {
+			t.Errorf("vm-run doctor: no launched egress probe:\n%s", out)
+		}
+	}
 }

@@ -25,17 +25,8 @@ type egressNet struct {
 	limited *egress.Limited
 }
 
-// ledgerRecorder writes the stack's records to the session's ledger; Log
-// returns once the record is on disk.
-type ledgerRecorder struct{ l *audit.Ledger }
-
-func (r ledgerRecorder) Record(ctx context.Context, ev audit.Event) error {
-	_, err := r.l.Log(ctx, ev)
-	return err
-}
-
 func newEgressNet(n profiles.Network, l *audit.Ledger, env []string) (*egressNet, error) {
-	limited := egress.RateLimit(ledgerRecorder{l}, denialWindow)
+	limited := egress.RateLimit(egress.LedgerRecorder(l), denialWindow)
 	cfg, err := sandbox.EgressConfig(n, limited, env)
 	if err != nil {
 		return nil, err

@@ -72,12 +72,31 @@ type Policy interface {
 }
 
 // Recorder writes the stack's records (audit.NetDNS, audit.NetConnect,
-// audit.NetClose) to the ledger. Record returns once ev is on disk, or
-// with the error that kept it off; the caller then refuses what ev
-// records, so nothing happens unrecorded. Safe for concurrent use;
-// concurrent records share a sync.
+// audit.NetClose) to the ledger. For a decision (NetDNS, NetConnect)
+// Record returns once ev is on disk, or with the error that kept it off;
+// the caller then refuses what ev records, so nothing happens
+// unrecorded. An audit.NetClose follows what it records and gates
+// nothing: Record may return once it is queued, to become durable with
+// the next decision's sync (or the ledger's close). Safe for concurrent
+// use; concurrent records share a sync.
 type Recorder interface {
 	Record(ctx context.Context, ev audit.Event) error
+}
+
+// LedgerRecorder is the Recorder on a session's ledger: decisions are
+// appended and synced (audit.Ledger.Log), a NetClose is queued
+// (audit.Ledger.Enqueue), so that a connection's end never costs a sync
+// that the next connection's decision would wait behind.
+func LedgerRecorder(l *audit.Ledger) Recorder { return ledgerRecorder{l} }
+
+type ledgerRecorder struct{ l *audit.Ledger }
+
+func (r ledgerRecorder) Record(ctx context.Context, ev audit.Event) error {
+	if _, ok := ev.(audit.NetClose); ok {
+		return r.l.Enqueue(ctx, ev.EventType(), ev)
+	}
+	_, err := r.l.Log(ctx, ev)
+	return err
 }
 
 // Dialer connects to an allowed destination on the host's network.

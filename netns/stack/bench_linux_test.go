@@ -23,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/vm-run/vm-run/netns/egress"
 )
 
@@ -92,14 +94,12 @@ func benchConnect(b *testing.B, ledger bool) {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { l.Close() })
-		e.rec.setFail(func(ev audit.Event) error {
-			_, err := l.Log(context.Background(), ev)
-			return err
-		})
+		rec := egress.LedgerRecorder(l)
+		e.rec.setFail(func(ev audit.Event) error { return rec.Record(context.Background(), ev) })
 	}
 	addr := e.addr("conn.test", 80)
 	const perIter = 200
-	var stack, direct []float64
+	var stack, direct, syncs []float64
 	for b.Loop() {
 		r := e.mustDo(cmd{Op: "connects", Addr: addr, N: perIter, MS: 10000})
 		stack = append(stack, r.Durs...)
@@ -117,7 +117,39 @@ func benchConnect(b *testing.B, ledger bool) {
 	b.ReportMetric(ps, "µs-p50-stack")
 	b.ReportMetric(pd, "µs-p50-direct")
 	b.ReportMetric(ps-pd, "µs-p50-added")
+	if ledger {
+		// The floor under the records' syncs, in the same run: one line
+		// written and fdatasync'd, in the ledger's directory.
+		syncs = syncFloor(b, perIter)
+		b.ReportMetric(median(syncs), "µs-p50-fdatasync")
+	}
 	b.ReportMetric(0, "ns/op")
+}
+
+// syncFloor times n appends of one ledger-sized line, each followed by
+// fdatasync, to a file in $TMPDIR: what one durable record costs at
+// least on that disk.
+func syncFloor(b *testing.B, n int) []float64 {
+	b.Helper()
+	f, err := os.CreateTemp("", "vm-run-bench-sync")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	line := []byte(strings.Repeat("x", 299) + "\n")
+	var out []float64
+	for range n {
+		start := time.Now()
+		if _, err := f.Write(line); err != nil {
+			b.Fatal(err)
+		}
+		if err := unix.Fdatasync(int(f.Fd())); err != nil {
+			b.Fatal(err)
+		}
+		out = append(out, float64(time.Since(start).Nanoseconds())/1000)
+	}
+	return out
 }
 
 func directDownload(b *testing.B, addr string, n int) time.Duration {
