@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"golang.org/x/net/dns/dnsmessage"
+	"golang.org/x/sys/unix"
 
 	"github.com/vm-run/vm-run/netns/egress"
 )
@@ -179,6 +180,10 @@ func (c *client) op(req cmd, timeout time.Duration) result {
 			}
 		}
 		return result{Status: len(held)}
+	case "rawack":
+		// One bare ACK to Addr, of no connection: the segment a kernel
+		// still sends on a connection the other side has just reset.
+		return fail(sendBareACK(req.Addr))
 	case "connects":
 		var r result
 		for range req.N {
@@ -262,6 +267,45 @@ func download(addr string, n int, timeout time.Duration) result {
 		}
 	}
 	return result{MS: float64(time.Since(start).Microseconds()) / 1000}
+}
+
+// sendBareACK sends one TCP segment with only ACK set, from the
+// sandbox's address and port 40000 to addr, through a raw socket (the
+// sandbox is root in its own user and network namespace).
+func sendBareACK(addr string) error {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return err
+	}
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	if err != nil {
+		return os.NewSyscallError("socket", err)
+	}
+	defer unix.Close(fd)
+	seg := make([]byte, 20)
+	binary.BigEndian.PutUint16(seg[0:], 40000)
+	binary.BigEndian.PutUint16(seg[2:], ap.Port())
+	binary.BigEndian.PutUint32(seg[4:], 1)
+	binary.BigEndian.PutUint32(seg[8:], 1)
+	seg[12] = 5 << 4 // header length, in 32-bit words
+	seg[13] = 0x10   // ACK
+	binary.BigEndian.PutUint16(seg[14:], 1024)
+	// The checksum over the pseudo-header (RFC 793 section 3.1): a raw
+	// socket leaves it to the sender.
+	src, dst := egress.SandboxAddr.As4(), ap.Addr().As4()
+	pseudo := append(append(append(src[:], dst[:]...), 0, unix.IPPROTO_TCP, 0, byte(len(seg))), seg...)
+	var sum uint32
+	for i := 0; i < len(pseudo); i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(pseudo[i:]))
+	}
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	binary.BigEndian.PutUint16(seg[16:], ^uint16(sum))
+	if err := unix.Sendto(fd, seg, 0, &unix.SockaddrInet4{Addr: dst}); err != nil {
+		return os.NewSyscallError("sendto", err)
+	}
+	return nil
 }
 
 // fail classifies err for the test.

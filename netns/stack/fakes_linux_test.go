@@ -220,11 +220,43 @@ func newEnv(t testing.TB, lim egress.Limits, rules []string, targets map[string]
 	}
 	e.st = st
 	t.Cleanup(func() {
-		if err := st.Close(); err != nil {
+		if err := closeWithin(st, closeBound); err != nil {
 			t.Errorf("Close() = %v", err)
 		}
 	})
 	return e
+}
+
+// closeBound is how long the harness waits for Stack.Close: far more
+// than it takes (the records written at Close have 10 s each), so that a
+// Close that never returns fails the test with every goroutine's stack
+// rather than hanging it (go test's -timeout does not cover benchmarks).
+const closeBound = 90 * time.Second
+
+// closeWithin calls st.Close and waits at most d for it to return. When
+// it does not, the error holds the stacks of every goroutine, and the
+// Close is left running.
+func closeWithin(st *Stack, d time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- st.Close() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(d):
+		return fmt.Errorf("not returned after %v; the goroutines:\n%s", d, allStacks())
+	}
+}
+
+// allStacks returns the stacks of every goroutine of the test process.
+func allStacks() []byte {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return buf[:n]
+		}
+		buf = make([]byte, 2*len(buf))
+	}
 }
 
 // addr hands name a synthetic address, as the stub does when the
@@ -253,16 +285,45 @@ func (e *env) mustDo(c cmd) result {
 	return r
 }
 
+// upstreamBound is how long a listener's cleanup waits for the
+// connections it still serves to end. It runs after the Stack's Close
+// (cleanups run last registered first, and listen comes before newEnv),
+// which closed every upstream connection: their ends on this side see
+// the close at once.
+const upstreamBound = 30 * time.Second
+
 // listen runs serve on each connection to a new loopback listener and
-// returns the listener's address.
+// returns the listener's address. At the end of the test, a connection
+// still served upstreamBound after the listener closed fails the test
+// (the stack left it open) and is closed.
 func listen(t testing.TB, serve func(net.Conn)) string {
 	t.Helper()
 	l, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { l.Close(); wg.Wait() })
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns = map[net.Conn]struct{}{}
+	)
+	t.Cleanup(func() {
+		l.Close()
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+			return
+		case <-time.After(upstreamBound):
+		}
+		mu.Lock()
+		t.Errorf("%d upstream connections still open %v after the test ended", len(conns), upstreamBound)
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		<-done
+	})
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -271,10 +332,18 @@ func listen(t testing.TB, serve func(net.Conn)) string {
 			if err != nil {
 				return
 			}
+			mu.Lock()
+			conns[c] = struct{}{}
+			mu.Unlock()
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				defer c.Close()
+				defer func() {
+					mu.Lock()
+					delete(conns, c)
+					mu.Unlock()
+					c.Close()
+				}()
 				serve(c)
 			}()
 		}

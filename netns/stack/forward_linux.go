@@ -150,7 +150,11 @@ func (s *Stack) forward(a *attempt) {
 	}
 	if err := a.accept(); err != nil {
 		up.Close()
-		s.recordClose(a, 0, 0, "sandbox: handshake: "+err.Error())
+		reason := "sandbox: handshake: " + err.Error()
+		if errors.Is(err, errSessionEnd) {
+			reason = errSessionEnd.Error()
+		}
+		s.recordClose(a, 0, 0, reason)
 		return
 	}
 	s.relay(a, up, nil)
@@ -188,8 +192,19 @@ func (s *Stack) forwardTLS(a *attempt) {
 	s.relay(a, up, hello)
 }
 
-// accept completes the handshake inside and the forwarder request.
+// accept completes the handshake inside and the forwarder request; once
+// Close has begun it refuses instead (errSessionEnd). An endpoint made
+// after ns.Close aborted the others would be left alone, and its
+// handshake would outwait every SYN-ACK retransmission, a minute or
+// two, since the ACK that ends it is no longer read; Close waits for
+// it. Close cancels the context before it closes the netstack, so only
+// an accept already past this check can still be that late.
 func (a *attempt) accept() error {
+	if a.s.ctx.Err() != nil {
+		a.completed = true
+		a.req.Complete(true)
+		return errSessionEnd
+	}
 	wq := new(waiter.Queue)
 	ep, terr := a.req.CreateEndpoint(wq)
 	a.completed = true

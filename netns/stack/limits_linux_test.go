@@ -3,10 +3,15 @@
 package stack
 
 import (
+	"bytes"
 	"runtime"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	netstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/vm-run/vm-run/audit"
 	"github.com/vm-run/vm-run/netns/egress"
@@ -59,6 +64,47 @@ func TestCloseEndsConnections(t *testing.T) {
 	// The device is gone with the stack: nothing routes out any more.
 	if r := e.do(cmd{Op: "dial", Addr: addr, MS: 2000}); r.Errno == "" || r.Errno == "timeout" {
 		t.Errorf("dial after Close: %s (%s), want an immediate error", r.Errno, r.Err)
+	}
+}
+
+// TestCloseWithSegmentInFlight: Close returns while the link's reader is
+// still handling a segment from the sandbox that needs the netstack's
+// lock, as the ACKs and FINs of the connections Close resets do (a
+// reset in answer needs a route). The netstack's Wait removes the NIC
+// holding that lock and waits there for the readers, so a Close that
+// left the readers to it never returned: BenchmarkHold1000, closing
+// 1,000 connections at once, hung so now and then. The segment here is
+// held on the packet path until Close waits for the readers, then let
+// go: the deadlock every time, not now and then.
+func TestCloseWithSegmentInFlight(t *testing.T) {
+	const port = 9 // where the bare ACK goes; no connection there
+	held := make(chan struct{})
+	var once sync.Once
+	testHookTCP = func(id netstack.TransportEndpointID, _ *netstack.PacketBuffer) {
+		if id.LocalPort != port {
+			return
+		}
+		once.Do(func() {
+			close(held)
+			// Until a goroutine waits for the link's readers (bounded,
+			// should the netstack ever wait otherwise).
+			for deadline := time.Now().Add(closeBound / 2); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+				if bytes.Contains(allStacks(), []byte("fdbased.(*endpoint).Wait(")) {
+					return
+				}
+			}
+		})
+	}
+	e := newEnv(t, egress.Limits{}, nil, nil)
+	testHookTCP = nil // read by Start only
+	e.mustDo(cmd{Op: "rawack", Addr: "192.0.2.9:" + strconv.Itoa(port)})
+	select {
+	case <-held:
+	case <-time.After(answerMargin):
+		t.Fatal("the bare ACK never reached the stack's TCP handler")
+	}
+	if err := closeWithin(e.st, closeBound); err != nil {
+		t.Fatalf("Close() with a segment in flight: %v", err)
 	}
 }
 

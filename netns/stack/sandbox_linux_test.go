@@ -119,19 +119,34 @@ func newSandbox(t testing.TB) *sandbox {
 	theirs.Close()
 	t.Cleanup(sb.stop)
 
-	first := sb.read()
+	first := sb.exchange("its setup", nil, setupBound)
 	if first.Missing != "" {
 		skipOrFail(t, "%s in a new user and network namespace as uid %d: %s", first.Missing, uid, first.Err)
 	}
 	if first.Err != "" {
 		t.Fatalf("sandbox setup: %s\n%s", first.Err, sb.stderr)
 	}
+	// The sandbox sends the device right after its first answer; killed,
+	// it closes its end and recvmsg returns.
+	timer := time.AfterFunc(setupBound, func() { sb.proc.Process.Kill() })
 	sb.tun, err = recvFile(int(ours.Fd()))
+	if !timer.Stop() {
+		t.Fatalf("sandbox sent no TUN device within %v: killed\n%s", setupBound, sb.stderr)
+	}
 	if err != nil {
 		t.Fatalf("receive TUN device: %v\n%s", err, sb.stderr)
 	}
 	return sb
 }
+
+// setupBound is how long the sandbox may take to set up its device.
+const setupBound = 30 * time.Second
+
+// answerMargin is how much longer than a command's own timeout the
+// harness waits for its answer before it kills the sandbox: every
+// command ends by its timeout, so no answer by then is a hang (go test's
+// -timeout does not cover benchmarks).
+const answerMargin = 30 * time.Second
 
 // skipOrFail skips the test for a missing kernel feature, except on CI,
 // where every feature this kernel has must be tested.
@@ -143,19 +158,39 @@ func skipOrFail(t testing.TB, format string, args ...any) {
 	t.Skipf("unavailable: "+format, args...)
 }
 
-// do sends c and returns the sandbox's answer.
+// do sends c and returns the sandbox's answer. A sandbox that has not
+// answered within the command's timeout and answerMargin is killed and
+// the test fails.
 func (sb *sandbox) do(c cmd) result {
 	sb.t.Helper()
 	b, _ := json.Marshal(c)
-	if _, err := sb.in.Write(append(b, '\n')); err != nil {
-		sb.t.Fatalf("send %s to sandbox: %v\n%s", c.Op, err, sb.stderr)
+	timeout := 5 * time.Second
+	if c.MS > 0 {
+		timeout = time.Duration(c.MS) * time.Millisecond
 	}
-	return sb.read()
+	return sb.exchange(c.Op, append(b, '\n'), timeout+answerMargin)
 }
 
-func (sb *sandbox) read() result {
+// exchange writes line, unless nil, to the sandbox and returns its next
+// answer; the sandbox is killed and the test fails when both have not
+// happened within within.
+func (sb *sandbox) exchange(what string, line []byte, within time.Duration) result {
 	sb.t.Helper()
-	if !sb.out.Scan() {
+	// Killed, the sandbox closes its end of both pipes: the write and
+	// Scan return.
+	timer := time.AfterFunc(within, func() { sb.proc.Process.Kill() })
+	var werr error
+	if line != nil {
+		_, werr = sb.in.Write(line)
+	}
+	ok := werr == nil && sb.out.Scan()
+	if !timer.Stop() {
+		sb.t.Fatalf("sandbox gave no answer to %s within %v: killed\n%s", what, within, sb.stderr)
+	}
+	if werr != nil {
+		sb.t.Fatalf("send %s to sandbox: %v\n%s", what, werr, sb.stderr)
+	}
+	if !ok {
 		sb.t.Fatalf("sandbox ended: %v\n%s", sb.out.Err(), sb.stderr)
 	}
 	var r result

@@ -37,10 +37,12 @@ const closeRecordTimeout = 10 * time.Second
 // packet the sandbox sends ends here, and nothing is forwarded at the IP
 // level. Safe for concurrent use.
 type Stack struct {
-	cfg  egress.Config
-	lim  egress.Limits
-	tun  *os.File
-	ns   *netstack.Stack
+	cfg egress.Config
+	lim egress.Limits
+	tun *os.File
+	ns  *netstack.Stack
+	// link is the NIC's link endpoint, the guard over the TUN device's.
+	link *guard
 	stub *egress.Stub
 
 	// ctx ends with Close: it cancels dials, DNS answers and records in
@@ -109,7 +111,7 @@ func Start(tun *os.File, cfg egress.Config) (*Stack, error) {
 		s.cancel()
 		if s.ns != nil {
 			s.ns.Close()
-			s.ns.Wait()
+			s.waitNetstack()
 		}
 		tun.Close()
 		return nil, fmt.Errorf("start network stack: %w", err)
@@ -176,10 +178,18 @@ func (s *Stack) build() error {
 	// beyond it are dropped silently (and counted in Stats.SYNsDropped);
 	// below it each SYN is answered and recorded by handleSYN.
 	fwd := tcp.NewForwarder(s.ns, buf, 2*s.lim.Handshakes+16, s.handleSYN)
-	s.ns.SetTransportProtocolHandler(tcp.ProtocolNumber, fwd.HandlePacket)
+	tcpHandler := fwd.HandlePacket
+	if hook := testHookTCP; hook != nil {
+		tcpHandler = func(id netstack.TransportEndpointID, pkt *netstack.PacketBuffer) bool {
+			hook(id, pkt)
+			return fwd.HandlePacket(id, pkt)
+		}
+	}
+	s.ns.SetTransportProtocolHandler(tcp.ProtocolNumber, tcpHandler)
 	s.ns.SetTransportProtocolHandler(udp.ProtocolNumber, s.handleUDP)
 
-	if terr := s.ns.CreateNIC(nicID, newGuard(link, s)); terr != nil {
+	s.link = newGuard(link, s)
+	if terr := s.ns.CreateNIC(nicID, s.link); terr != nil {
 		return fmt.Errorf("create NIC: %s", terr)
 	}
 	// The stub's address is the stack's own, so that its endpoints can
@@ -213,6 +223,11 @@ func (s *Stack) build() error {
 
 func ptr[T any](v T) *T { return &v }
 
+// testHookTCP, when a test sets it before Start, runs on the packet path
+// for each TCP segment that no endpoint of the stack claimed, before the
+// forwarder sees it.
+var testHookTCP func(netstack.TransportEndpointID, *netstack.PacketBuffer)
+
 // Close stops the stack: dials and handshakes in progress are refused,
 // every relayed connection is reset on both sides and ends with its
 // audit.NetClose (reason "session end"), the DNS stub stops, and Close
@@ -237,10 +252,27 @@ func (s *Stack) Close() error {
 		// included, so the goroutines blocked on them return.
 		s.ns.Close()
 		s.wg.Wait()
-		// Removes the NIC, which stops and waits for the link's readers.
-		s.ns.Wait()
+		s.waitNetstack()
 	})
 	return s.tunClose()
+}
+
+// waitNetstack waits for the netstack's goroutines, once ns.Close has
+// aborted its endpoints. The link's readers are stopped first, holding
+// no lock of the netstack's: ns.Wait removes the NIC while it holds the
+// netstack's lock and waits there for the readers, and a reader still
+// handling a packet may need that lock (the route of a reset to a
+// segment of a connection just reset, the NIC's name for the IP layer's
+// hooks), so that neither ever returns. At Close the sandbox's kernel
+// is still sending: the FINs and ACKs of the connections Close resets.
+func (s *Stack) waitNetstack() {
+	if s.link != nil {
+		// nil detaches the link: fdbased stops its readers and waits for
+		// them; the NIC's removal in ns.Wait then finds them gone.
+		s.link.Attach(nil)
+	}
+	// Removes the NIC.
+	s.ns.Wait()
 }
 
 // tunClose closes the device once; the sandbox's tun0 disappears with
