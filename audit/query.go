@@ -33,7 +33,7 @@ func (r Record) DecisionFields() (d Decision, ok bool) {
 // Filter selects records; a zero field matches every record.
 type Filter struct {
 	Session string // a prefix of the session id
-	Event   string // the event type
+	Event   string // the event type, or a glob (path.Match) of types: "approval_*"
 	Tool    string // a glob (path.Match) on the tool name
 	// Verdict selects decisions, and the net_dns and net_connect records
 	// ([NetDNS], [NetConnect]) when Tool is empty, by their verdict.
@@ -42,10 +42,13 @@ type Filter struct {
 	Until   time.Time // records before
 }
 
-// Validate checks the tool glob.
+// Validate checks the tool and event globs.
 func (f Filter) Validate() error {
 	if _, err := path.Match(f.Tool, ""); err != nil {
 		return fmt.Errorf("tool pattern %q: %w", f.Tool, err)
+	}
+	if _, err := path.Match(f.Event, ""); err != nil {
+		return fmt.Errorf("event pattern %q: %w", f.Event, err)
 	}
 	return nil
 }
@@ -54,7 +57,7 @@ func (f Filter) Validate() error {
 func (f Filter) Match(r Record) bool {
 	switch {
 	case f.Session != "" && !strings.HasPrefix(r.Session, f.Session),
-		f.Event != "" && r.Event != f.Event,
+		f.Event != "" && r.Event != f.Event && !eventMatch(f.Event, r.Event),
 		!f.Since.IsZero() && r.Time.Before(f.Since),
 		!f.Until.IsZero() && !r.Time.Before(f.Until):
 		return false
@@ -80,6 +83,11 @@ func (f Filter) Match(r Record) bool {
 		}
 	}
 	return f.Verdict == "" || string(d.Verdict) == f.Verdict
+}
+
+func eventMatch(pattern, event string) bool {
+	ok, _ := path.Match(pattern, event)
+	return ok
 }
 
 // ReadRecords calls fn for every line of r, with the record ParseLine makes
@@ -194,6 +202,7 @@ type ToolStats struct {
 	Decisions int            `json:"decisions"`
 	Allowed   int            `json:"allowed"`
 	Denied    int            `json:"denied"`
+	Asked     int            `json:"asked,omitempty"`      // held for a person (VerdictAsk)
 	WouldDeny int            `json:"would_deny,omitempty"` // observe mode
 	DenyRules map[string]int `json:"deny_rules"`           // denials by rule
 }
@@ -251,6 +260,8 @@ func (s *Stats) Add(r Record) {
 		ts.DenyRules[d.Rule]++
 	case VerdictWouldDeny:
 		ts.WouldDeny++
+	case VerdictAsk:
+		ts.Asked++
 	}
 }
 

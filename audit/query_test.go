@@ -32,6 +32,8 @@ func TestFilter(t *testing.T) {
 		{"since", Filter{Since: at(5)}, 6},
 		{"until", Filter{Until: at(5)}, 5},
 		{"since and until", Filter{Since: at(2), Until: at(4)}, 2},
+		{"event glob", Filter{Event: "dec*"}, 10},
+		{"event glob of none", Filter{Event: "approval_*"}, 0},
 	}
 	for _, tt := range tests {
 		got := 0
@@ -46,6 +48,9 @@ func TestFilter(t *testing.T) {
 	}
 	if err := (Filter{Tool: "["}).Validate(); err == nil {
 		t.Error(`Filter{Tool: "["}.Validate() = nil, want an error`)
+	}
+	if err := (Filter{Event: "approval_["}).Validate(); err == nil {
+		t.Error(`Filter{Event: "approval_["}.Validate() = nil, want an error`)
 	}
 }
 

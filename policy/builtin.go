@@ -105,3 +105,39 @@ func Merge(base, over *Policy) *Policy {
 	}
 	return out
 }
+
+// mergeClasses returns the built-in classes extended by the policy's: tools
+// and path arguments are added, and read_only, once set, stays set.
+func mergeClasses(base, add map[string]Class) map[string]Class {
+	out := make(map[string]Class, len(base)+len(add))
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range add {
+		b := out[k]
+		out[k] = Class{
+			Tools:    appendNew(slices.Clone(b.Tools), v.Tools...),
+			PathArgs: appendNew(slices.Clone(b.PathArgs), v.PathArgs...),
+			ReadOnly: b.ReadOnly || v.ReadOnly,
+		}
+	}
+	return out
+}
+
+func appendNew(s []string, add ...string) []string {
+	for _, a := range add {
+		if !slices.Contains(s, a) {
+			s = append(s, a)
+		}
+	}
+	return s
+}
+
+func sortedKeys[M ~map[string]V, V any](m M) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

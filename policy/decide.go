@@ -21,30 +21,47 @@ import (
 //  2. any deny matcher of any rule denies: against the paths as spelled
 //     and as resolved, against the normalised URI and its numeric variant;
 //  3. a file with more than one hard link denies a call that may write it,
-//     or that a deny rule with paths could concern, since its other names
-//     are not known;
-//  4. any allow matcher of any rule allows, where every resolved path must
+//     or that a deny or ask rule with paths could concern, since its
+//     other names are not known;
+//  4. any ask matcher of any rule asks (Verdict [Ask]), matching as deny
+//     matchers do;
+//  5. any allow matcher of any rule allows, where every resolved path must
 //     be allowed on its own; a read-only class never allows a tool the
 //     server annotates as writing;
-//  5. the default for the kind (default_action, or deny) applies.
+//  6. the default for the kind (default_action, or deny) applies; an
+//     allow default that an annotation vetoed denies.
+//
+// In observe mode a denial that an ask matcher or an ask default would
+// otherwise meet is returned as the ask ([Mode]).
 //
 // The Decision carries the resolved paths (Paths) and the normalised URI
-// (URI): what the server would really touch.
+// (URI): what the server would really touch. For an ask, [Policy.AskRule]
+// gives the rule's ttl and timeout and [GrantKey] the key of its grants.
 func (p *Policy) Decide(call CallInfo) audit.Decision {
+	d, j, c := p.decide(call)
+	if d.Verdict == Deny && p.Observing() && c != nil {
+		d, _ = c.observedAsk(d, j)
+	}
+	return d
+}
+
+// decide is Decide in enforce mode. It also returns the call as judged
+// and the compiled policy, nil when the policy does not compile.
+func (p *Policy) decide(call CallInfo) (audit.Decision, *judged, *compiled) {
 	d := audit.Decision{Kind: string(call.Kind), Tool: call.Name}
 	c, err := p.compiled()
 	if err != nil {
-		return deny(d, RuleDefault, "", fmt.Sprintf("the tool policy is invalid (%v), so everything is denied", err))
+		return deny(d, RuleDefault, "", fmt.Sprintf("the tool policy is invalid (%v), so everything is denied", err)), nil, nil
 	}
 	what := describe(call.Kind, call.Name)
+	j := &judged{call: call, names: []string{call.Name}, what: what}
 	var paths judgedPaths
-	denyNames := []string{call.Name}
 	switch call.Kind {
 	case KindTool:
 		var perr *PathError
 		paths, perr = c.pathArgs(call)
 		if perr != nil {
-			return deny(d, RulePaths, "", fmt.Sprintf("%s: %v; give a path inside the workspace %q", what, perr, call.Workspace))
+			return deny(d, RulePaths, "", fmt.Sprintf("%s: %v; give a path inside the workspace %q", what, perr, call.Workspace)), j, c
 		}
 		d.Paths = paths.judged
 	case KindResource:
@@ -54,21 +71,22 @@ func (p *Policy) Decide(call CallInfo) audit.Decision {
 			if ue, ok := err.(*URIError); ok {
 				reason = "the URI " + ue.Reason
 			}
-			return deny(d, RuleURI, "", fmt.Sprintf("%s: %s", what, reason))
+			return deny(d, RuleURI, "", fmt.Sprintf("%s: %s", what, reason)), j, c
 		}
 		if norm != call.Name {
 			d.URI = norm
 		}
 		call.Name = norm
-		denyNames = uriVariants(norm)
+		j.names = uriVariants(norm)
 	}
-	touched := appendNew(slices.Clone(paths.judged), paths.spelled...)
+	j.call = call
+	j.touched = appendNew(slices.Clone(paths.judged), paths.spelled...)
 	for i := range c.deny {
 		m := &c.deny[i]
-		for _, name := range denyNames {
+		for _, name := range j.names {
 			named := call
 			named.Name = name
-			if hit, detail := c.match(m, named, touched, true); hit {
+			if hit, detail := c.match(m, named, j.touched, true); hit {
 				reason := fmt.Sprintf("%s is denied by rule %q (%s)%s", what, m.rule.ID, m.src, detail)
 				if name != call.Name {
 					reason += fmt.Sprintf(" (the server may read it as %q)", name)
@@ -76,13 +94,16 @@ func (p *Policy) Decide(call CallInfo) audit.Decision {
 				if m.rule.Reason != "" {
 					reason += ": " + m.rule.Reason
 				}
-				return deny(d, m.rule.ID, m.src, reason)
+				return deny(d, m.rule.ID, m.src, reason), j, c
 			}
 		}
 	}
-	if len(paths.linked) > 0 && (c.mayWrite(call) || c.pathDenies(call)) {
+	if len(paths.linked) > 0 && (c.mayWrite(call) || c.pathRules(call)) {
 		return deny(d, RulePaths, "", fmt.Sprintf("%s: %q has %d hard links, and vm-run cannot tell which of its other names "+
-			"a rule protects; work on a copy of the file instead", what, paths.linked[0], paths.links[0]))
+			"a rule protects; work on a copy of the file instead", what, paths.linked[0], paths.links[0])), j, c
+	}
+	if a, ok := c.asked(d, j, false); ok {
+		return a, j, c
 	}
 	// Allow: every path on its own must be allowed (read_multiple_files of
 	// a and b is allowed when reading a and reading b would be).
@@ -115,19 +136,24 @@ func (p *Policy) Decide(call CallInfo) audit.Decision {
 				d.Reason += fmt.Sprintf(", rule %q (%s)", m.rule.ID, m.src)
 			}
 		}
-		return d
+		return d, j, c
 	}
-	if c.defaults[call.Kind] == Allow && vetoed == "" {
+	switch {
+	case c.defaults[call.Kind] == Allow && vetoed == "":
 		d.Verdict, d.Rule = Allow, RuleDefault
 		d.Reason = fmt.Sprintf("%s is allowed by default", what)
-		return d
-	}
-	if c.defaults[call.Kind] == Allow {
+		return d, j, c
+	case c.defaults[call.Kind] == Allow:
 		// A veto tightens even the default: the server itself says the tool
 		// writes, and the only rule that named it allows reading.
-		return deny(d, RuleDefault, "", fmt.Sprintf("%s is not allowed%s", what, vetoed))
+		return deny(d, RuleDefault, "", fmt.Sprintf("%s is not allowed%s", what, vetoed)), j, c
+	case c.defaults[call.Kind] == Ask:
+		// A veto leaves the question to the person, who sees the reason.
+		a, _ := c.asked(d, j, true)
+		a.Reason += leadsTo(paths) + vetoed
+		return a, j, c
 	}
-	return deny(d, RuleDefault, "", fmt.Sprintf("no rule allows %s%s and the policy denies by default%s", what, leadsTo(paths), vetoed))
+	return deny(d, RuleDefault, "", fmt.Sprintf("no rule allows %s%s and the policy denies by default%s", what, leadsTo(paths), vetoed)), j, c
 }
 
 // uriVariants are the spellings of a normalised URI that deny rules are
@@ -178,12 +204,15 @@ func (c *compiled) mayWrite(call CallInfo) bool {
 	return writes
 }
 
-// pathDenies reports whether a deny matcher with paths names the tool.
-func (c *compiled) pathDenies(call CallInfo) bool {
-	for i := range c.deny {
-		m := &c.deny[i]
-		if m.kind == KindTool && len(m.paths) > 0 && c.nameMatches(m, call.Name) {
-			return true
+// pathRules reports whether a deny or ask matcher with paths names the
+// tool: a rule that a hard link's other names could escape.
+func (c *compiled) pathRules(call CallInfo) bool {
+	for _, list := range [][]compiledMatcher{c.deny, c.ask} {
+		for i := range list {
+			m := &list[i]
+			if m.kind == KindTool && len(m.paths) > 0 && c.nameMatches(m, call.Name) {
+				return true
+			}
 		}
 	}
 	return false
@@ -340,8 +369,8 @@ func (c *compiled) vetoed(m *compiledMatcher, call CallInfo) (string, bool) {
 // Visible reports whether an item of a tools/list, resources/list or
 // prompts/list result stays in the list: whether some call to it could be
 // allowed. A deny matcher that constrains neither paths nor arguments hides
-// the item; otherwise an allow matcher naming it, or an allow default, keeps
-// it.
+// the item; otherwise an allow or ask matcher naming it, or an allow or ask
+// default, keeps it.
 func (p *Policy) Visible(kind Kind, name string, ann *ToolAnnotations) bool {
 	ok, _ := p.VisibleRule(kind, name, ann)
 	return ok
@@ -376,6 +405,14 @@ func (p *Policy) visible(kind Kind, name string, ann *ToolAnnotations) (bool, st
 		if m.kind == kind && len(m.paths) == 0 && len(m.args) == 0 && c.nameMatches(m, name) {
 			return false, m.rule.ID
 		}
+	}
+	for i := range c.ask {
+		if m := &c.ask[i]; m.kind == kind && c.nameMatches(m, name) {
+			return true, ""
+		}
+	}
+	if c.defaults[kind] == Ask {
+		return true, ""
 	}
 	vetoed := false
 	for i := range c.allow {

@@ -14,15 +14,20 @@
 //	})
 //	if !d.Allowed() { ... d.Rule, d.Reason, d.Paths ... }
 //
+// A Decision whose Verdict is [Ask] is neither allowed nor denied yet: see
+// "Asking a person" below.
+//
 // # Inheritance
 //
-// One rule, everywhere ([Inherit]): deny rules accumulate down a profile's
-// extends: chain and from a --policy file, and nothing later can remove
-// them (a later rule with the id of an inherited deny rule is an error, and
-// `tools: ~` drops only what was allowed); allow rules, default_action and
-// defaults come from the nearest tools: section, so that a profile
-// extending strict that allows reading docs/ means that and not "strict's
-// reads plus docs/"; an unset default_action is deny; classes add up.
+// One rule, everywhere ([Inherit]): deny and ask rules accumulate down a
+// profile's extends: chain and from a --policy file, and nothing later can
+// remove them (a later rule with the id of an inherited deny or ask rule is
+// an error, so an inherited rule's ttl and timeout cannot be lengthened
+// either, and `tools: ~` drops only what was allowed); allow rules,
+// default_action and defaults come from the nearest tools: section, so
+// that a profile extending strict that allows reading docs/ means that and
+// not "strict's reads plus docs/"; an unset default_action is deny;
+// classes add up.
 // Each rule remembers the file it comes from (Rule.Origin), which
 // `vm-run profiles show` prints.
 //
@@ -32,6 +37,13 @@
 // forwards what it denies and records it as would_deny, with the rule:
 // the learn-then-enforce workflow, ending in [Generate]. Observe relaxes,
 // so it cannot follow an explicit "mode: enforce" anywhere before it.
+//
+// Observe relaxes the policy's denials, never a person's: an ask is asked
+// in observe mode as in enforce mode, and a no, or no answer, denies. And
+// since observe mode would forward a denied call without asking anyone, a
+// call that a deny rule (or a path check) refuses and that an ask rule
+// also names, or whose kind asks by default, is asked in observe mode
+// rather than forwarded; its reason says it would be denied.
 //
 // # Paths
 //
@@ -112,7 +124,7 @@
 // The `tools:` section of a profile, decoded by [DecodePolicy]:
 //
 //	tools:
-//	  default_action: deny      # allow | deny; absent means deny
+//	  default_action: deny      # allow | ask | deny; absent means deny
 //	  defaults:                 # optional per-kind override of default_action
 //	    resource: allow         # kinds: tool resource prompt sampling elicitation
 //	  classes:                  # add to the built-in classes
@@ -128,6 +140,11 @@
 //	    - id: block-src-writes
 //	      reason: sources are reviewed, not edited by agents
 //	      deny: ["write(src/*)", "write(lib/*)"]
+//	    - id: review-shell
+//	      reason: commands run with the user's rights outside the workspace
+//	      ask: [run_command, "write(.github/**)"]
+//	      ttl: 15m                # a grant may be remembered this long; absent: once
+//	      timeout: 60s            # then the call is denied; absent: 120s
 //	    - id: misc
 //	      allow:
 //	        - echo                          # tool named echo (or glob: get_*)
@@ -169,11 +186,51 @@
 // must all hold; in a deny list an argument no pattern can describe (an
 // object) counts as a match.
 //
-// Order: deny beats allow beats the default. Tool annotations are the
-// server's claims: they can tighten a decision and never loosen it. An
+// Ask matchers select calls as deny matchers do (a path touching a
+// pattern is enough, an argument no pattern can describe counts as a
+// match): asking is a restriction, and errs towards asking.
+//
+// Order: deny beats ask beats allow beats the default. Tool annotations are
+// the server's claims: they can tighten a decision and never loosen it. An
 // allow through a read_only class (the built-in "read" is one) does not
 // apply to a tool the server annotates readOnlyHint: false or
-// destructiveHint: true.
+// destructiveHint: true; under default_action: ask such a call is asked,
+// under allow or deny it is denied. No annotation turns an ask into an
+// allow.
+//
+// # Asking a person
+//
+// A call an ask matcher selects, or that no rule allows under an ask
+// default, gets a Decision with Verdict [Ask], the rule's id (or
+// [RuleDefault]) and a reason for the person. [audit.Decision.Allowed] is false
+// for it, so code that knows nothing of asking denies it. The proxy looks
+// the rule up with [Policy.AskRule] ([AskParams]: ttl and timeout; a
+// default ask is once only, with the default timeout), asks a person for
+// at most the timeout (1s to 1h, default 120s; no answer denies), and
+// offers approval once or, when the rule has a ttl (at most 24h), for the
+// ttl.
+//
+// A grant for the ttl covers later calls that are the same call, and no
+// other. Two calls are the same exactly when [GrantKey] gives both the
+// same key, that is, when all of these are equal:
+//
+//   - the kind (tool, resource, prompt, sampling, elicitation);
+//   - the name as the client sent it, byte for byte: the tool or prompt
+//     name, or the resource URI before normalisation;
+//   - the rule that asks (its id);
+//   - the workspace, and the set of bases (roots) relative paths are read
+//     against;
+//   - the paths the call really leads to when it is decided (links
+//     followed; [audit.Decision].Paths), so a link swapped between two
+//     calls makes the second ask again;
+//   - the arguments, as canonical JSON: object keys sorted by their
+//     bytes, list order kept, strings compared exactly (no Unicode
+//     normalisation: "é" and "é" differ), numbers by their
+//     JSON text as sent ("1", "1.0" and "1e0" differ), and a number never
+//     equal to a string.
+//
+// Everything else may differ: the request id, the time, the client's
+// other calls. Each difference errs towards asking again.
 //
 // # Built-in policies
 //

@@ -79,7 +79,8 @@ rules:
 }
 
 // FuzzDecodePolicy checks the YAML decoder on arbitrary input: no panic,
-// and a policy it accepts decides and survives a YAML round trip.
+// and a policy it accepts decides, asks only under rules [Policy.AskRule]
+// knows, and survives a YAML round trip with its ask terms.
 func FuzzDecodePolicy(f *testing.F) {
 	files, _ := filepath.Glob(filepath.Join("testdata", "policies", "*.yaml"))
 	for _, file := range files {
@@ -99,15 +100,40 @@ func FuzzDecodePolicy(f *testing.F) {
 			return
 		}
 		for _, call := range []CallInfo{path1("read_file", "docs/a.md"), path1("write_file", "src/a"), tool("echo", nil), {Kind: KindSampling}} {
-			p.Decide(call)
+			if d := p.Decide(call); d.Verdict == Ask {
+				if _, ok := p.AskRule(d.Rule); !ok {
+					t.Fatalf("Decide(%q) asks under rule %q, which AskRule does not know", call.Name, d.Rule)
+				}
+			}
 			p.Visible(call.Kind, call.Name, nil)
 		}
 		out, err := yaml.Marshal(p)
 		if err != nil {
 			t.Fatalf("marshal an accepted policy: %v", err)
 		}
-		if _, err := parsePolicy(out, "again.yaml"); err != nil {
+		again, err := parsePolicy(out, "again.yaml")
+		if err != nil {
 			t.Fatalf("an accepted policy does not decode after a round trip: %v\n%s", err, out)
 		}
+		// Ask rules keep their terms: a ttl or timeout lost in `profiles
+		// show` would change what a person is offered.
+		for _, id := range append(ruleIDs(p), RuleDefault) {
+			a, ok := p.AskRule(id)
+			b, ok2 := again.AskRule(id)
+			if a != b || ok != ok2 {
+				t.Fatalf("AskRule(%q) = %+v, %v; after a round trip %+v, %v\n%s", id, a, ok, b, ok2, out)
+			}
+			if ok && (a.Timeout < MinAskTimeout || a.Timeout > MaxAskTimeout || a.TTL < 0 || a.TTL > MaxAskTTL) {
+				t.Fatalf("AskRule(%q) = %+v, out of bounds", id, a)
+			}
+		}
 	})
+}
+
+func ruleIDs(p *Policy) []string {
+	var out []string
+	for _, r := range p.Rules {
+		out = append(out, r.ID)
+	}
+	return out
 }

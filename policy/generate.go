@@ -22,6 +22,11 @@ type Use struct {
 	// Status is how an allowed call ended (OutcomeOK, OutcomeToolError,
 	// ...), or "" when the ledger holds no outcome for it.
 	Status string
+	// Approval says who let an asked call go ahead, as the ledger's
+	// approval_granted record has it ("cli uid=1000 pid=42"); "" when no
+	// person was asked. A call a person approved has Verdict Allow and
+	// the ask rule as its Rule.
+	Approval string
 }
 
 // Used reports whether the call counts as used: allowed and answered with a
@@ -63,7 +68,9 @@ type Generated struct {
 	// It is compiled with GenerateOptions.Classes, which it does not
 	// restate.
 	Policy *Policy
-	// Allow holds the allow matchers of Policy.Rules, in order.
+	// Allow holds the allow matchers of Policy.Rules, in order: first
+	// those for calls the session's policy allowed (rules used-*), then
+	// those for calls a person approved (rules approved-*).
 	Allow []Entry
 	// Denied offers a matcher, with exact paths, for each call the session
 	// denied; Failed for each call it allowed that was not answered with a
@@ -79,6 +86,17 @@ var generatedRuleIDs = map[Kind]string{
 	KindPrompt:      "used-prompts",
 	KindSampling:    "used-sampling",
 	KindElicitation: "used-elicitation",
+}
+
+// Rule ids of a generated policy for calls a person approved, by kind:
+// kept apart, so that a reviewer sees which allows stand for a person's
+// yes rather than for the policy's.
+var approvedRuleIDs = map[Kind]string{
+	KindTool:        "approved-tools",
+	KindResource:    "approved-resources",
+	KindPrompt:      "approved-prompts",
+	KindSampling:    "approved-sampling",
+	KindElicitation: "approved-elicitation",
 }
 
 // fileTools are the tools of @modelcontextprotocol/server-filesystem whose
@@ -113,6 +131,12 @@ var fileTools = map[string]string{
 // by name, exactly; sampling and elicitation by kind. Matchers that others
 // make redundant are left out.
 //
+// Calls a person approved under an ask rule (Use.Approval) and that were
+// answered with a result get allow matchers of their own, in the rules
+// approved-*, after the used-* rules and made the same way; one that a
+// used-* matcher already allows gets none. The policy a generated profile
+// extends may still ask for them: inherited ask rules outrank any allow.
+//
 // Calls that cannot be expressed are skipped: malformed requests, paths or
 // URIs the proxy refuses before any rule (no rule can allow them), and
 // arguments the ledger redacted or cut.
@@ -124,7 +148,7 @@ func Generate(uses []Use, o GenerateOptions) (*Generated, error) {
 	}
 	g.c = c
 	out := &Generated{}
-	var used, denied, failed []observed
+	var used, approved, denied, failed []observed
 	for _, u := range uses {
 		if u.Call.Resolver == nil {
 			// A ledger may come from another machine: its calls are
@@ -137,6 +161,8 @@ func Generate(uses []Use, o GenerateOptions) (*Generated, error) {
 			continue
 		}
 		switch {
+		case u.Used() && u.Approval != "":
+			approved = append(approved, ob)
 		case u.Used():
 			used = append(used, ob)
 		case u.Verdict == Deny:
@@ -145,8 +171,18 @@ func Generate(uses []Use, o GenerateOptions) (*Generated, error) {
 			failed = append(failed, ob)
 		}
 	}
-	if out.Allow, err = g.allow(used, denied); err != nil {
+	if out.Allow, err = g.allow(used, denied, generatedRuleIDs); err != nil {
 		return nil, err
+	}
+	if len(approved) > 0 {
+		more, err := g.allow(approved, denied, approvedRuleIDs)
+		if err != nil {
+			return nil, err
+		}
+		if out.Allow, err = g.prune(append(out.Allow, more...), len(out.Allow)); err != nil {
+			return nil, err
+		}
+		used = append(used, approved...)
 	}
 	if out.Policy, err = g.policy(out.Allow); err != nil {
 		return nil, err
@@ -229,8 +265,9 @@ func (g *generator) observe(u Use) (observed, string) {
 	return ob, ""
 }
 
-// allow builds the allow entries for the used calls, in rule order.
-func (g *generator) allow(used, denied []observed) ([]Entry, error) {
+// allow builds the allow entries for the used calls, in rule order, with
+// the rule ids of ids.
+func (g *generator) allow(used, denied []observed, ids map[Kind]string) ([]Entry, error) {
 	bySubj := map[subject][]observed{}
 	var subjs []subject
 	for _, ob := range used {
@@ -264,9 +301,9 @@ func (g *generator) allow(used, denied []observed) ([]Entry, error) {
 		entries = slices.Delete(entries, i, i+1)
 	}
 	for i := range entries {
-		entries[i].Rule = generatedRuleIDs[matcherKind(entries[i].Matcher)]
+		entries[i].Rule = ids[matcherKind(entries[i].Matcher)]
 	}
-	return g.prune(entries)
+	return g.prune(entries, 0)
 }
 
 // entry makes the entry for subject s and path pattern pat ("" for none),
@@ -334,10 +371,10 @@ func (g *generator) matchesAny(m Matcher, obs []observed) bool {
 	return false
 }
 
-// prune drops matchers whose calls the others allow, handing their uses to
-// the matcher that now allows them.
-func (g *generator) prune(entries []Entry) ([]Entry, error) {
-	for i := 0; i < len(entries); {
+// prune drops matchers from entries[from:] whose calls the others allow,
+// handing their uses to the matcher that now allows them.
+func (g *generator) prune(entries []Entry, from int) ([]Entry, error) {
+	for i := from; i < len(entries); {
 		rest := slices.Concat(entries[:i], entries[i+1:])
 		p, err := g.policy(rest)
 		if err != nil {

@@ -13,14 +13,15 @@ import (
 // the policy base (a profile's parent, or the profile a --policy file is
 // given with). One rule, everywhere:
 //
-//   - deny rules accumulate: every deny matcher of base stays in force,
-//     under its rule's id, reason and origin, and nothing in over can
-//     remove or replace it (a rule of over with the id of an inherited
-//     deny rule is an error);
-//   - allow rules, default_action and defaults come from over alone, the
-//     nearest section, so that a profile extending strict that allows
-//     reading docs/ means that, not "strict's reads plus docs/"; an unset
-//     default_action is deny;
+//   - deny and ask rules accumulate: every deny and ask matcher of base
+//     stays in force, under its rule's id, reason, ttl, timeout and
+//     origin, and nothing in over can remove, replace or lengthen it (a
+//     rule of over with the id of an inherited deny or ask rule is an
+//     error; an allow of over never outranks an inherited ask);
+//   - allow rules, default_action and defaults (an ask default too) come
+//     from over alone, the nearest section, so that a profile extending
+//     strict that allows reading docs/ means that, not "strict's reads
+//     plus docs/"; an unset default_action is deny;
 //   - classes add up (tools and path arguments are added, read_only once
 //     set stays set), so a child can use its parent's;
 //   - an unset mode is inherited, and observe cannot follow an explicit
@@ -48,17 +49,22 @@ func Inherit(base, over *Policy) (*Policy, error) {
 	}
 	var inherited []Rule
 	for _, r := range base.Rules {
-		if len(r.Deny) == 0 {
+		if len(r.Deny) == 0 && len(r.Ask) == 0 {
 			continue
 		}
 		if i := slices.IndexFunc(over.Rules, func(o Rule) bool { return o.ID == r.ID }); i >= 0 {
-			return nil, fmt.Errorf("rule %q%s: a rule with this id is inherited%s and holds deny matchers, "+
+			return nil, fmt.Errorf("rule %q%s: a rule with this id is inherited%s and holds %s matchers, "+
 				"which a later policy can neither replace nor remove; give this rule another id",
-				r.ID, originNote(" in", over.Rules[i].Origin), originNote(" from", r.Origin))
+				r.ID, originNote(" in", over.Rules[i].Origin), originNote(" from", r.Origin), r.restrictions())
 		}
-		inherited = append(inherited, Rule{ID: r.ID, Reason: r.Reason, Deny: slices.Clone(r.Deny), Origin: r.Origin})
+		inherited = append(inherited, Rule{ID: r.ID, Reason: r.Reason, Ask: slices.Clone(r.Ask), Deny: slices.Clone(r.Deny),
+			TTL: r.TTL, Timeout: r.Timeout, Origin: r.Origin})
 	}
 	out.Rules = append(inherited, out.Rules...)
+	var err error
+	if out.OnChange, err = inheritOnChange(base.OnChange, over.OnChange); err != nil {
+		return nil, err
+	}
 	out.Classes = mergeClasses(base.Classes, over.Classes)
 	if len(out.Classes) == 0 {
 		out.Classes = nil
@@ -86,9 +92,9 @@ func originNote(prep, origin string) string {
 // clone returns a copy of p that shares no slice or map with it, without
 // its compiled form.
 func (p *Policy) clone() *Policy {
-	out := &Policy{Mode: p.Mode, DefaultAction: p.DefaultAction, Defaults: maps.Clone(p.Defaults), Classes: maps.Clone(p.Classes)}
+	out := &Policy{Mode: p.Mode, DefaultAction: p.DefaultAction, Defaults: maps.Clone(p.Defaults), Classes: maps.Clone(p.Classes), OnChange: p.OnChange}
 	for _, r := range p.Rules {
-		r.Allow, r.Deny = slices.Clone(r.Allow), slices.Clone(r.Deny)
+		r.Allow, r.Ask, r.Deny = slices.Clone(r.Allow), slices.Clone(r.Ask), slices.Clone(r.Deny)
 		out.Rules = append(out.Rules, r)
 	}
 	return out
@@ -131,15 +137,18 @@ func (p *Policy) Describe() string {
 	for _, k := range slices.Sorted(maps.Keys(p.Defaults)) {
 		fmt.Fprintf(&b, ", %s: %s", k, p.Defaults[k])
 	}
+	if p.asksByDefault() {
+		fmt.Fprintf(&b, "; ask by default: once only, timeout %s", DefaultAskTimeout)
+	}
 	if p.Observing() {
-		b.WriteString("; mode: observe (denials are recorded as would_deny, not enforced)")
+		b.WriteString("; mode: observe (denials are recorded as would_deny, not enforced; asks still ask)")
 	}
 	b.WriteString("\n")
 	for _, r := range p.Rules {
 		for _, l := range []struct {
 			verb string
 			ms   []Matcher
-		}{{"deny", r.Deny}, {"allow", r.Allow}} {
+		}{{"deny", r.Deny}, {"ask", r.Ask}, {"allow", r.Allow}} {
 			if len(l.ms) == 0 {
 				continue
 			}
@@ -148,6 +157,9 @@ func (p *Policy) Describe() string {
 				specs[i] = m.String()
 			}
 			fmt.Fprintf(&b, "%-5s %s: %s", l.verb, r.ID, strings.Join(specs, ", "))
+			if l.verb == "ask" {
+				fmt.Fprintf(&b, "  (%s)", r.askTerms())
+			}
 			if r.Origin != "" {
 				fmt.Fprintf(&b, "  (from %s)", r.Origin)
 			}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/vm-run/vm-run/audit"
 )
@@ -16,9 +17,10 @@ import (
 // decision records, under the name the policy language gives them.
 type Action = audit.Verdict
 
-// Actions.
+// Actions. Ask holds a call until a person answers (see [Policy.AskRule]).
 const (
 	Allow = audit.VerdictAllow
+	Ask   = audit.VerdictAsk
 	Deny  = audit.VerdictDeny
 )
 
@@ -61,6 +63,10 @@ type Policy struct {
 	// Classes name sets of tools; they add to the built-in classes.
 	Classes map[string]Class `yaml:"classes,omitempty" json:"classes,omitempty"`
 	Rules   []Rule           `yaml:"rules,omitempty" json:"rules,omitempty"`
+	// OnChange is what the proxy does with a tool whose definition
+	// changed since it was pinned; empty is [DefaultOnChange]. See
+	// [OnChange] and [Policy.ChangeAction].
+	OnChange OnChange `yaml:"on_change,omitempty" json:"on_change,omitempty"`
 
 	c *compiled // set by Compile
 }
@@ -116,14 +122,24 @@ type Class struct {
 	ReadOnly bool `yaml:"read_only,omitempty" json:"read_only,omitempty"`
 }
 
-// Rule is one entry of rules: a set of allow and deny matchers under one ID
-// that decisions and the ledger cite.
+// Rule is one entry of rules: a set of allow, ask and deny matchers under
+// one ID that decisions and the ledger cite.
 type Rule struct {
 	ID string `yaml:"id" json:"id"`
-	// Reason is shown to the agent (and recorded) when the rule denies.
+	// Reason is shown to the agent (and recorded) when the rule denies,
+	// and to the person asked when it asks.
 	Reason string    `yaml:"reason,omitempty" json:"reason,omitempty"`
 	Allow  []Matcher `yaml:"allow,omitempty" json:"allow,omitempty"`
-	Deny   []Matcher `yaml:"deny,omitempty" json:"deny,omitempty"`
+	// Ask matchers hold a call until a person approves it; see [AskParams].
+	Ask  []Matcher `yaml:"ask,omitempty" json:"ask,omitempty"`
+	Deny []Matcher `yaml:"deny,omitempty" json:"deny,omitempty"`
+	// TTL is how long a person's approval for a call under the rule's ask
+	// matchers may be remembered for the same call ([GrantKey]); 0 offers
+	// approval of this call only. Only a rule with ask matchers has one.
+	TTL time.Duration `yaml:"ttl,omitempty" json:"ttl,omitempty"`
+	// Timeout is how long a question waits for an answer before the call
+	// is denied; 0 is [DefaultAskTimeout].
+	Timeout time.Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 	// Origin says where the rule comes from (a profile or policy file);
 	// see [Inherit]. It is not part of the YAML schema.
 	Origin string `yaml:"-" json:"-"`
@@ -217,6 +233,7 @@ type compiled struct {
 	defaults map[Kind]Action
 	classes  []compiledClass
 	allow    []compiledMatcher
+	ask      []compiledMatcher
 	deny     []compiledMatcher
 }
 
@@ -279,8 +296,8 @@ func (p *Policy) compile() (*compiled, error) {
 	if def == "" {
 		def = Deny
 	}
-	if def != Allow && def != Deny {
-		return nil, fmt.Errorf("default_action %q: want allow or deny", def)
+	if !validAction(def) {
+		return nil, fmt.Errorf("default_action %q: want allow, ask or deny", def)
 	}
 	for _, k := range kinds {
 		c.defaults[k] = def
@@ -289,8 +306,8 @@ func (p *Policy) compile() (*compiled, error) {
 		if !slices.Contains(kinds, k) {
 			return nil, fmt.Errorf("defaults: unknown kind %q", k)
 		}
-		if a != Allow && a != Deny {
-			return nil, fmt.Errorf("defaults: %s: %q: want allow or deny", k, a)
+		if !validAction(a) {
+			return nil, fmt.Errorf("defaults: %s: %q: want allow, ask or deny", k, a)
 		}
 		c.defaults[k] = a
 	}
@@ -320,13 +337,16 @@ func (p *Policy) compile() (*compiled, error) {
 			return nil, fmt.Errorf("rule id %q is used twice", r.ID)
 		}
 		seen[r.ID] = true
-		if len(r.Allow) == 0 && len(r.Deny) == 0 {
-			return nil, fmt.Errorf("rule %q has neither allow nor deny", r.ID)
+		if len(r.Allow) == 0 && len(r.Ask) == 0 && len(r.Deny) == 0 {
+			return nil, fmt.Errorf("rule %q has no allow, ask or deny matchers", r.ID)
+		}
+		if err := checkAskParams(r); err != nil {
+			return nil, err
 		}
 		for _, list := range []struct {
 			ms  []Matcher
 			out *[]compiledMatcher
-		}{{r.Allow, &c.allow}, {r.Deny, &c.deny}} {
+		}{{r.Allow, &c.allow}, {r.Ask, &c.ask}, {r.Deny, &c.deny}} {
 			for _, m := range list.ms {
 				cm, err := compileMatcher(r, m, classes)
 				if err != nil {
@@ -519,42 +539,6 @@ func parseMatcherSpec(spec string, classes map[string]Class) (Matcher, error) {
 		m.Paths = []string{arg}
 	}
 	return m, nil
-}
-
-// mergeClasses returns the built-in classes extended by the policy's: tools
-// and path arguments are added, and read_only, once set, stays set.
-func mergeClasses(base, add map[string]Class) map[string]Class {
-	out := make(map[string]Class, len(base)+len(add))
-	for k, v := range base {
-		out[k] = v
-	}
-	for k, v := range add {
-		b := out[k]
-		out[k] = Class{
-			Tools:    appendNew(slices.Clone(b.Tools), v.Tools...),
-			PathArgs: appendNew(slices.Clone(b.PathArgs), v.PathArgs...),
-			ReadOnly: b.ReadOnly || v.ReadOnly,
-		}
-	}
-	return out
-}
-
-func appendNew(s []string, add ...string) []string {
-	for _, a := range add {
-		if !slices.Contains(s, a) {
-			s = append(s, a)
-		}
-	}
-	return s
-}
-
-func sortedKeys[M ~map[string]V, V any](m M) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // argStrings turns an argument value into the strings a glob or regexp sees.

@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"gopkg.in/yaml.v3"
 )
@@ -157,10 +158,10 @@ func (d *policyDecoder) action(n *yaml.Node, what string) (Action, error) {
 	if err != nil {
 		return "", err
 	}
-	if a := Action(s); a == Allow || a == Deny {
+	if a := Action(s); validAction(a) {
 		return a, nil
 	}
-	return "", d.errorf(n, "%s: %q: want allow or deny", what, s)
+	return "", d.errorf(n, "%s: %q: want allow, ask or deny", what, s)
 }
 
 func (d *policyDecoder) policy(n *yaml.Node) (*Policy, error) {
@@ -171,7 +172,7 @@ func (d *policyDecoder) policy(n *yaml.Node) (*Policy, error) {
 	}
 	// Classes first: whether "read(...)" names a class depends on them.
 	var rulesNode *yaml.Node
-	err := d.mapping(n, "tools", []string{"mode", "default_action", "defaults", "classes", "rules"}, func(k, v *yaml.Node) error {
+	err := d.mapping(n, "tools", []string{"mode", "default_action", "defaults", "classes", "rules", "on_change"}, func(k, v *yaml.Node) error {
 		var err error
 		switch k.Value {
 		case "mode":
@@ -183,6 +184,8 @@ func (d *policyDecoder) policy(n *yaml.Node) (*Policy, error) {
 			}
 		case "default_action":
 			p.DefaultAction, err = d.action(v, "default_action")
+		case "on_change":
+			p.OnChange, err = d.onChange(v)
 		case "defaults":
 			p.Defaults = map[Kind]Action{}
 			err = d.mapping(v, "defaults", kindNames(), func(k, v *yaml.Node) error {
@@ -263,9 +266,9 @@ func (d *policyDecoder) rules(n *yaml.Node, classes map[string]Class) ([]Rule, e
 	ids := map[string]bool{}
 	for _, rn := range n.Content {
 		r := Rule{}
-		var idNode *yaml.Node
-		var lists [2][]*yaml.Node
-		err := d.mapping(rn, "rule", []string{"id", "reason", "allow", "deny"}, func(k, v *yaml.Node) error {
+		var idNode, ttlNode, timeoutNode *yaml.Node
+		var lists [3][]*yaml.Node // allow, ask, deny
+		err := d.mapping(rn, "rule", []string{"id", "reason", "allow", "ask", "deny", "ttl", "timeout"}, func(k, v *yaml.Node) error {
 			var err error
 			switch k.Value {
 			case "id":
@@ -273,16 +276,18 @@ func (d *policyDecoder) rules(n *yaml.Node, classes map[string]Class) ([]Rule, e
 				r.ID, err = d.str(v, "rule id")
 			case "reason":
 				r.Reason, err = d.str(v, "reason")
-			case "allow", "deny":
+			case "ttl":
+				ttlNode = v
+				r.TTL, err = d.duration(v, "ttl")
+			case "timeout":
+				timeoutNode = v
+				r.Timeout, err = d.duration(v, "timeout")
+			case "allow", "ask", "deny":
 				v = d.resolve(v)
 				if v.Kind != yaml.SequenceNode {
 					return d.errorf(v, "%s: want a list of matchers", k.Value)
 				}
-				i := 0
-				if k.Value == "deny" {
-					i = 1
-				}
-				lists[i] = v.Content
+				lists[slices.Index([]string{"allow", "ask", "deny"}, k.Value)] = v.Content
 			}
 			return err
 		})
@@ -300,8 +305,11 @@ func (d *policyDecoder) rules(n *yaml.Node, classes map[string]Class) ([]Rule, e
 			return nil, d.errorf(idNode, "rule id %q is used twice", r.ID)
 		}
 		ids[r.ID] = true
-		if len(lists[0]) == 0 && len(lists[1]) == 0 {
-			return nil, d.errorf(rn, "rule %q: give allow or deny matchers", r.ID)
+		if len(lists[0]) == 0 && len(lists[1]) == 0 && len(lists[2]) == 0 {
+			return nil, d.errorf(rn, "rule %q: give allow, ask or deny matchers", r.ID)
+		}
+		if err := d.askParams(&r, len(lists[1]) > 0, ttlNode, timeoutNode); err != nil {
+			return nil, err
 		}
 		for i, list := range lists {
 			for _, mn := range list {
@@ -312,9 +320,12 @@ func (d *policyDecoder) rules(n *yaml.Node, classes map[string]Class) ([]Rule, e
 				if _, err := compileMatcher(&r, m, classes); err != nil {
 					return nil, d.at(d.resolve(mn), fmt.Errorf("rule %q: %w", r.ID, err))
 				}
-				if i == 0 {
+				switch i {
+				case 0:
 					r.Allow = append(r.Allow, m)
-				} else {
+				case 1:
+					r.Ask = append(r.Ask, m)
+				default:
 					r.Deny = append(r.Deny, m)
 				}
 			}

@@ -71,14 +71,14 @@ func TestDecodePolicyErrors(t *testing.T) {
 		want string // file:line:col prefix and a fragment of the message
 	}{
 		{"unknown key", "rules: []\nnetwork: off\n", `p.yaml:2:1: tools: unknown key "network"`},
-		{"bad default", "default_action: maybe\n", `p.yaml:1:17: default_action: "maybe": want allow or deny`},
+		{"bad default", "default_action: maybe\n", `p.yaml:1:17: default_action: "maybe": want allow, ask or deny`},
 		{"bad kind default", "defaults:\n  files: allow\n", `p.yaml:2:3: defaults: unknown key "files"`},
 		{"duplicate key", "default_action: deny\ndefault_action: allow\n", `p.yaml:2:1: tools: key "default_action" given twice`},
 		{"rules not list", "rules: {}\n", `p.yaml:1:8: rules: want a list`},
 		{"missing id", "rules:\n  - allow: [echo]\n", `p.yaml:2:5: rule: missing id`},
 		{"bad id", "rules:\n  - id: \"a:b\"\n    allow: [echo]\n", `p.yaml:2:9: rule id "a:b"`},
 		{"duplicate id", "rules:\n  - id: a\n    allow: [echo]\n  - id: a\n    deny: [x]\n", `p.yaml:4:9: rule id "a" is used twice`},
-		{"empty rule", "rules:\n  - id: a\n", `p.yaml:2:5: rule "a": give allow or deny`},
+		{"empty rule", "rules:\n  - id: a\n", `p.yaml:2:5: rule "a": give allow, ask or deny`},
 		{"absolute pattern", "rules:\n  - id: a\n    allow: [\"read(/etc/*)\"]\n", `p.yaml:3:13: rule "a": matcher "read(/etc/*)": bad pattern: path pattern "/etc/*" is absolute`},
 		{"dotdot pattern", "rules:\n  - id: a\n    deny:\n      - \"write(../x)\"\n", `p.yaml:4:9: rule "a"`},
 		{"unclosed class", "rules:\n  - id: a\n    allow: [\"get_[a\"]\n", `p.yaml:3:13: rule "a": matcher "get_[a": bad pattern: glob "get_[a": unclosed '['`},
@@ -95,6 +95,17 @@ func TestDecodePolicyErrors(t *testing.T) {
 		{"not a mapping", "- a\n", `p.yaml:1:1: tools: want a mapping`},
 		{"arg both", "rules:\n  - id: a\n    allow:\n      - tool: x\n        args:\n          a: {glob: x, regex: y}\n", `give exactly one of glob and regex`},
 		{"number as string", "rules:\n  - id: a\n    allow: [5]\n", `p.yaml:3:13: matcher: want a string`},
+		{"ask not list", "rules:\n  - id: a\n    ask: echo\n", `p.yaml:3:10: ask: want a list of matchers`},
+		{"ttl without ask", "rules:\n  - id: a\n    allow: [echo]\n    ttl: 5m\n", `p.yaml:4:10: rule "a": ttl applies to ask matchers only`},
+		{"timeout without ask", "rules:\n  - id: a\n    deny: [echo]\n    timeout: 5m\n", `p.yaml:4:14: rule "a": timeout applies to ask matchers only`},
+		{"ttl no unit", "rules:\n  - id: a\n    ask: [echo]\n    ttl: 15\n", `p.yaml:4:10: ttl: "15": want a duration such as 90s, 15m or 1h`},
+		{"ttl list", "rules:\n  - id: a\n    ask: [echo]\n    ttl: [1m]\n", `p.yaml:4:10: ttl: want a duration`},
+		{"ttl negative", "rules:\n  - id: a\n    ask: [echo]\n    ttl: -1m\n", `p.yaml:4:10: rule "a": ttl -1m0s: want 0 (approve once only) up to 24h0m0s`},
+		{"ttl too long", "rules:\n  - id: a\n    ask: [echo]\n    ttl: 25h\n", `rule "a": ttl 25h0m0s`},
+		{"timeout too short", "rules:\n  - id: a\n    ask: [echo]\n    timeout: 500ms\n", `p.yaml:4:14: rule "a": timeout 500ms: want 1s up to 1h0m0s (absent means 2m0s)`},
+		{"timeout too long", "rules:\n  - id: a\n    ask: [echo]\n    timeout: 2h\n", `timeout 2h0m0s: want 1s up to 1h0m0s`},
+		{"bad ask matcher", "rules:\n  - id: a\n    ask: [\"write(/etc)\"]\n", `p.yaml:3:11: rule "a": matcher "write(/etc)"`},
+		{"bad defaults action", "defaults:\n  tool: maybe\n", `p.yaml:2:9: defaults: tool: "maybe": want allow, ask or deny`},
 	}
 	for _, tt := range tests {
 		_, err := parsePolicy([]byte(tt.doc), "p.yaml")

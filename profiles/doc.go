@@ -143,7 +143,17 @@
 //	  tmp_size: SIZE       # size of the private temp dir (default 256MiB)
 //	env:
 //	  pass: [NAME]         # variables copied from vm-run's environment
-//	  set: {NAME: VALUE}   # variables set; they win over pass
+//	  set: {NAME: VALUE}   # variables set; they win over pass; VALUE may
+//	                       # use ${secret:SECRET} (see Secrets)
+//	secrets:               # values vm-run reads outside the sandbox, as
+//	                       # you, and hands over only through env.set
+//	  SECRET:              # a-z, 0-9, "_" and "-"
+//	    file: PATH         # one of file, env, command: a file of yours,
+//	                       # mode 0600 or stricter ("~/" is your home),
+//	    env: NAME          # one of vm-run's variables,
+//	    command: [ARG]     # or what a command prints ([pass, show, x])
+//	    approve: none|ask  # default none; ask: a person approves first
+//	    ttl: TIME          # ask only: how long an approval holds
 //	tools:                 # the MCP tool policy; see Tool policy below
 //	                       # and package policy, "Policy schema"
 //	  default_action: allow|deny   # default deny
@@ -240,6 +250,49 @@
 // ["/lib64?", "${HOME}/.npm"]. yaml.v3 cannot read them unquoted there (a
 // syntax error that says so); block lists ("- /lib64?") need no quotes.
 //
+// # Secrets
+//
+// secrets: names values the command needs (API tokens) and where vm-run
+// reads them at launch, outside the sandbox and as the caller: a file
+// (a regular file of the caller's, mode 0600 or stricter, not a link), a
+// variable of vm-run's environment, or the output of a command (run with
+// stdin /dev/null and a 30 s limit); each value is 8 bytes to 64 KiB, one
+// trailing newline dropped. A secret reaches the command only as
+// ${secret:NAME} in env.set values, whole or inside a string:
+//
+//	secrets:
+//	  github:
+//	    file: ~/.config/vm-run/secrets/github
+//	    approve: ask
+//	    ttl: 15m
+//	env:
+//	  set:
+//	    GITHUB_TOKEN: ${secret:github}
+//	    NPM_CONFIG_USERCONFIG_AUTH: "//registry.npmjs.org/:_authToken=${secret:npm}"
+//
+// ${secret:NAME} anywhere else (a path, a command's arguments, tools:, a
+// literal such as description:) is an error, as is a reference to a
+// secret the profile does not define, a secret no env.set value uses, a
+// secret with no source or two, and ttl without approve: ask. The
+// variable an env: secret is read from is never passed through to the
+// command under its own name (env.pass or --pass-env naming it is noted
+// and ignored); only env.set hands it over.
+//
+// Over extends:, an extending profile may only tighten an inherited
+// secret: restate it as it is, add approve: ask, shorten its ttl, or
+// remove it with "NAME: ~" (and the env.set entries that use it). It may
+// not change where the value comes from (file, env or command, and what
+// they name): that is an error naming the inherited source, since it
+// would hand the command another value under a name the user trusts. Nor
+// may it relax approve: ask, or add or lengthen a ttl.
+//
+// A loaded profile holds where each secret comes from, never a value:
+// [Profile.YAML] ("vm-run profiles show") and "vm-run --dry-run" print
+// each secret's source and approval and load nothing. In a loaded
+// env.set value a reference is held in a form no profile value can take
+// (it contains NUL bytes); [SecretRefs] lists them and [FillSecrets]
+// fills them in.
+//
 // # Tool policy
 //
 // tools: is checked and decoded by package policy ([policy.DecodePolicy]);
@@ -260,16 +313,19 @@
 //	      deny: ["write(src/*)", "write(lib/*)"]
 //	  default_action: deny
 //
-// Across extends: one rule, [policy.Inherit]: deny rules accumulate down
-// the chain and nothing later can remove them; allow rules,
-// default_action (deny when unset) and defaults come from the nearest
-// tools: section, so the example above allows reads in docs/ and of *.md
-// files only, not strict's reads plus those. Classes add up, so a child can
-// use its base's. A profile without a tools: section inherits its base's
-// policy whole. "tools: ~" is an empty section: it drops the inherited
-// allows and default (the child starts from deny everything) and keeps the
-// inherited denies; within tools:, null and "!X" remove nothing. Each rule
-// remembers the file it comes from (policy.Rule.Origin).
+// Across extends: one rule, [policy.Inherit]: deny and ask rules
+// accumulate down the chain and nothing later can remove them, nor lengthen
+// an ask rule's ttl or timeout; allow rules, default_action (deny when
+// unset) and defaults come from the nearest tools: section, so the example
+// above allows reads in docs/ and of *.md files only, not strict's reads
+// plus those. Classes add up, so a child can use its base's. A profile
+// without a tools: section inherits its base's policy whole. "tools: ~" is
+// an empty section: it drops the inherited allows and default (the child
+// starts from deny everything) and keeps the inherited denies and asks;
+// within tools:, null and "!X" remove nothing. Each rule remembers the file
+// it comes from (policy.Rule.Origin). The built-in profiles have no ask
+// rules; `vm-run profiles show` prints those in force with their ttl,
+// timeout and origin.
 //
 // [LoadPolicy] reads a file holding just a tools: section's contents, for
 // vm-run's --policy flag, and [Profile.WithPolicy] applies it to a profile
@@ -285,6 +341,7 @@
 //	${HOME}       the user's home directory
 //	${TMPDIR}     the sandbox's private temp dir, as seen inside it
 //	$$            a literal "$"
+//	${secret:NAME} in env.set values only: see Secrets
 //
 // Anything else after a "$" is an error at its line and column. Variables
 // are expanded after merging, so a value an extending profile overrides

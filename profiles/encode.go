@@ -111,7 +111,7 @@ func encode(v reflect.Value, o opts, keepZero bool) *yaml.Node {
 			return nil
 		}
 		if !o.literal {
-			s = strings.ReplaceAll(s, "$", "$$")
+			s = unmarkSecrets(strings.ReplaceAll(s, "$", "$$"))
 		}
 		if o.redact {
 			s = RedactURL(s)

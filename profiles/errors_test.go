@@ -39,7 +39,7 @@ func TestLoadErrors(t *testing.T) {
 	}{
 		// Structure.
 		{"unknown top-level key", map[string]string{"p.yaml": "filesytem: {}\n"},
-			nil, `D/p.yaml:1:1: profile: unknown key "filesytem"; known keys: audit, best_effort, description, env, extends, filesystem, landlock, limits, name, network, syscalls, tools`},
+			nil, `D/p.yaml:1:1: profile: unknown key "filesytem"; known keys: audit, best_effort, description, env, extends, filesystem, landlock, limits, name, network, secrets, syscalls, tools`},
 		{"unknown nested key", map[string]string{"p.yaml": "filesystem:\n  reed: [/x]\n"},
 			nil, `D/p.yaml:2:3: filesystem: unknown key "reed"; known keys: devices, exec, hide, overlay, read, write`},
 		{"unknown key in a base profile", map[string]string{

@@ -68,6 +68,9 @@ func (st *state) merge(base, over *yaml.Node, t reflect.Type, path string) (*yam
 	if t == policyType {
 		return st.mergeTools(base, over), nil
 	}
+	if t == secretType {
+		return st.mergeSecret(base, over, path)
+	}
 	switch t.Kind() {
 	case reflect.Struct:
 		return st.mergeMapping(base, over, path, func(key string) reflect.Type {

@@ -29,6 +29,9 @@ type Profile struct {
 	Syscalls Syscalls `yaml:"syscalls" json:"syscalls"`
 	Limits   Limits   `yaml:"limits" json:"limits"`
 	Env      Env      `yaml:"env" json:"env"`
+	// Secrets are values vm-run reads outside the sandbox and hands to
+	// the command through env.set (secrets.go); never the values.
+	Secrets map[string]Secret `yaml:"secrets,omitempty" json:"secrets,omitempty"`
 	// Tools is the MCP tool policy, package policy's schema and semantics
 	// (see tools.go). After Load it is never nil and is compiled: a profile
 	// chain without a tools: section gets default_action deny for

@@ -319,6 +319,9 @@ func (st *state) check(n *yaml.Node, t reflect.Type, o opts, path string) error 
 			return at.errorf("%s: want %s, got %s", label(path), want(t, o), got(n))
 		}
 		if o.literal {
+			if strings.Contains(n.Value, "${secret:") {
+				return at.errorf("%v", errLiteralSecret(path))
+			}
 			return nil
 		}
 		_, err := st.expand(n, n.Value, 0, nil, path)

@@ -91,6 +91,9 @@ func (st *state) checkToolsYAML(n *yaml.Node, path string) error {
 			}
 		}
 	case yaml.ScalarNode:
+		if i := strings.Index(n.Value, "${secret:"); i >= 0 {
+			return st.offsetPos(n, i).errorf("%v", errLiteralSecret(policyLabel(path)))
+		}
 		for _, name := range varNames {
 			if i := strings.Index(n.Value, "${"+name+"}"); i >= 0 {
 				return st.offsetPos(n, i).errorf(`%s: ${%s} is not expanded in tools: path patterns are `+

@@ -228,7 +228,7 @@ func TestToolsErrors(t *testing.T) {
 		want  string
 	}{
 		{"unknown key", map[string]string{"p.yaml": "tools:\n  default_action: deny\n  rulez: []\n"},
-			`D/p.yaml:3:3: tools: unknown key "rulez" (want one of [mode default_action defaults classes rules])`},
+			`D/p.yaml:3:3: tools: unknown key "rulez" (want one of [mode default_action defaults classes rules on_change])`},
 		{"bad mode", map[string]string{"p.yaml": "tools:\n  mode: learn\n"},
 			`D/p.yaml:2:9: tools: mode: "learn": want enforce or observe`},
 		{"observe after enforce", map[string]string{
@@ -236,13 +236,13 @@ func TestToolsErrors(t *testing.T) {
 			"base.yaml": "tools:\n  mode: enforce\n  rules:\n    - id: a\n      deny: [echo]\n",
 		}, `D/p.yaml:3:3: tools: mode: observe: an inherited policy says mode: enforce in D/base.yaml, which a later one cannot relax`},
 		{"unknown rule key", map[string]string{"p.yaml": "tools:\n  rules:\n    - id: a\n      alow: [echo]\n"},
-			`D/p.yaml:4:7: tools: rule: unknown key "alow" (want one of [id reason allow deny])`},
+			`D/p.yaml:4:7: tools: rule: unknown key "alow" (want one of [id reason allow ask deny ttl timeout])`},
 		{"bad matcher", map[string]string{"p.yaml": "tools:\n  rules:\n    - id: a\n      allow: [echo, \"read(/etc/*)\"]\n"},
 			`D/p.yaml:4:21: tools: rule "a": matcher "read(/etc/*)": bad pattern: path pattern "/etc/*" is absolute; patterns are relative to the workspace`},
 		{"unclosed matcher", map[string]string{"p.yaml": "tools:\n  rules:\n    - id: a\n      deny:\n        - write(src\n"},
 			`D/p.yaml:5:11: tools: rule "a": matcher "write(src": want WORD or WORD(ARGUMENT)`},
 		{"bad default", map[string]string{"p.yaml": "tools:\n  default_action: maybe\n"},
-			`D/p.yaml:2:19: tools: default_action: "maybe": want allow or deny`},
+			`D/p.yaml:2:19: tools: default_action: "maybe": want allow, ask or deny`},
 		{"not a mapping", map[string]string{"p.yaml": "tools: [echo]\n"},
 			`D/p.yaml:1:8: tools: want a mapping, got a list`},
 		{"null with nothing inherited", map[string]string{"p.yaml": "tools: ~\n"},
@@ -482,7 +482,7 @@ func TestLoadPolicy(t *testing.T) {
 		{"seed.yaml", []string{"allow-docs", "block-src-writes"}, policy.Deny, ""},
 		{"nodef.yaml", []string{"echo"}, "", ""}, // not filled in: WithPolicy keeps the profile's
 		{"empty.yaml", nil, "", ""},
-		{"unknown.yaml", nil, "", `D/unknown.yaml:2:1: tools: unknown key "rulez" (want one of [mode default_action defaults classes rules])`},
+		{"unknown.yaml", nil, "", `D/unknown.yaml:2:1: tools: unknown key "rulez" (want one of [mode default_action defaults classes rules on_change])`},
 		{"matcher.yaml", nil, "", `D/matcher.yaml:4:9: rule "a": matcher {"tool":"x","paths":["/abs"]}: bad pattern: path pattern "/abs" is absolute; patterns are relative to the workspace`},
 		{"network.yaml", nil, "", `D/network.yaml:2:1: network: belongs in the profile (network: none), not in a tool policy`},
 		{"tools.yaml", nil, "", `D/tools.yaml:1:1: tools: this file is a tools: section itself; write its keys (rules, default_action, ...) at the top level`},

@@ -77,6 +77,9 @@ func (d *decoder) validate(p *Profile) error {
 	if err := d.env(&p.Env); err != nil {
 		return err
 	}
+	if err := d.secrets(p); err != nil {
+		return err
+	}
 	if err := d.toolsDefault(p); err != nil {
 		return err
 	}
@@ -260,7 +263,7 @@ func (d *decoder) env(e *Env) error {
 		if !envName.MatchString(name) {
 			return d.errorf(d.keyAt(path), path, "%q is not an environment variable name", name)
 		}
-		if strings.ContainsRune(value, 0) {
+		if strings.ContainsRune(unmarkSecrets(value), 0) {
 			return d.errorf(d.at(path), path, "value contains a NUL byte")
 		}
 	}

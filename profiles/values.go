@@ -147,6 +147,10 @@ var errStray = errors.New(`a "$" must start ${WORKSPACE}, ${HOME} or ${TMPDIR}; 
 // "$$" into "$". s starts at byte off of n.Value, for error columns. With v
 // nil, expand only checks the syntax.
 func (st *state) expand(n *yaml.Node, s string, off int, v *Vars, path string) (string, error) {
+	if strings.ContainsRune(s, 0) {
+		// A NUL in a loaded value is a secret reference (secrets.go).
+		return "", st.at(n).errorf("%s: contains a NUL byte", label(path))
+	}
 	var b strings.Builder
 	for i := 0; i < len(s); {
 		j := strings.IndexByte(s[i:], '$')
@@ -172,6 +176,14 @@ func (st *state) expand(n *yaml.Node, s string, off int, v *Vars, path string) (
 		}
 		name := rest[2:end]
 		i += end + 1
+		if ref, ok := strings.CutPrefix(name, "secret:"); ok {
+			mark, err := secretRef(path, ref)
+			if err != nil {
+				return "", at.errorf("%s: %v", label(path), err)
+			}
+			b.WriteString(mark)
+			continue
+		}
 		known := false
 		for _, k := range varNames {
 			known = known || k == name

@@ -141,6 +141,35 @@
 // more input is already buffered: a flood costs a write per buffer, not per
 // message.
 //
+// # Asking a person
+//
+// A call under an ask rule (policy.Ask) waits for a person while the proxy
+// serves everything else (ask.go): it leaves the outbox, its decision
+// (verdict ask) and an [audit.ApprovalRequested] are made durable, and
+// the question goes to the client itself, as an elicitation/create of
+// vm-run's own, when the client declared the elicitation capability
+// (elicit.go), else to Config.Approver (the approval socket of `vm-run
+// approvals`); with neither, the call is denied at once. The answer is
+// recorded (approval_granted, approval_denied, approval_expired) before it
+// takes effect. A grant puts the call back at the end of the outbox to be
+// judged again, and it is forwarded only if that judgement leads to the
+// same grant key (policy.GrantKey: the same arguments and the same
+// resolved paths); a denial, a timeout (the rule's timeout, 120 s by
+// default) or a failed channel answers it as a denial by the ask rule,
+// recorded as a decision of its own. A notifications/cancelled from the
+// client withdraws the question (the client's dialog is cancelled in
+// turn) and reaches no one else: the server never saw the call. A grant
+// "for the rule's ttl" lets the same call through without a question until
+// it ends, each time recorded as approval_granted by channel
+// "remembered". The server cannot answer or withdraw a question: vm-run's
+// request ids to the client are its own ("vm-run-approval-" and a
+// per-session nonce), a server request using one is refused and a
+// server's cancellation naming one dropped. Only the client's calls are
+// asked about: a server's sampling or elicitation request, and a resource
+// embedded in an answer, that an ask rule selects are refused as a deny
+// rule would refuse them (the client puts those before its user anyway,
+// and an answer cannot wait for a person without holding the call).
+//
 // # Observe mode and hidden tools
 //
 // Under a policy in observe mode ([policy.Policy.Observing]) a call the
@@ -151,6 +180,46 @@
 // makes the proxy say so once on Config.Log, with the count, the names,
 // the rules and what to do (hidden.go): a server whose tools all vanish
 // otherwise looks broken, not governed.
+//
+// # Secrets
+//
+// When the launcher handed the server secrets (a profile's secrets:,
+// as environment variables), Config.Scrubber holds their values and every
+// line the server sends is scrubbed before anything else reads it
+// (scrub.go): responses, requests and notifications alike, so that the
+// policy, the filters, the proxy's own errors and log lines quoting the
+// server, and the client see only the scrubbed line. A value found (raw,
+// percent-encoded, base64 or base64url, JSON-escaped: package
+// proxy/secrets says what is and is not caught) is replaced by "[redacted:
+// secret NAME]", and an [audit.SecretRedacted] per secret (forms, count,
+// the method, and the decision of the call answered) is recorded durably
+// before the line goes on. A line that no longer parses once redacted (a
+// redacted key can repeat another), or whose redaction the ledger cannot
+// record, is withheld: the request it answers gets -32603, a request of
+// the server's gets -32603 back, a notification is dropped. Without a
+// Scrubber the check costs one nil comparison per line.
+//
+// # Pinned tool definitions
+//
+// With Config.Pins set (vm-run always sets it), each tools/list page is
+// compared with the definitions pinned for the profile and server command
+// (package pins) before it reaches the client (pinning.go): a tool seen
+// for the first time is pinned quietly; a changed one keeps its old pin,
+// is recorded as an [audit.ToolChanged] (durable first, once per
+// definition per session) and is treated as the policy's tools.on_change
+// says ([policy.Policy.ChangeAction]): deny withholds it from the list and
+// denies calls to it with rule [RulePins] and a reason that names `vm-run
+// pins show` and `vm-run pins accept`; ask keeps it listed while someone
+// can be asked (the client through elicitation, or Config.Approver) and
+// makes each call to it an ask decision by rule [RulePins], put to a person
+// as an ask rule's call is (approve once, default timeout), and with no
+// one to ask does as deny does; allow lets it through. A call
+// to a tool the session has not listed is judged by the pin file. If the
+// pin store or the ledger fails, the tools concerned are withheld and
+// denied whatever on_change says. In observe mode a withheld tool stays
+// listed and a denied call is forwarded as would_deny, like the policy's
+// own denials. The pin file's lock is taken on the server's reader, so a
+// page waits while another vm-run updates the same key.
 //
 // # Log
 //

@@ -81,13 +81,13 @@ func (p *proxy) judge(m *message, from string, call policy.CallInfo, args []byte
 	if perr != nil {
 		d = audit.Decision{Kind: string(call.Kind), Tool: call.Name, Verdict: policy.Deny, Rule: policy.RuleInvalid, Reason: perr.Error()}
 	} else {
-		call.Workspace = p.cfg.Workspace
-		call.Resolver = p.cfg.Resolver
-		call.Bases, call.BasesPending = p.bases()
-		if call.Kind == policy.KindTool {
-			call.Annotations = p.hint(call.Name)
+		d = p.policy.Decide(p.judgedCall(call))
+		if call.Kind == policy.KindTool && d.Verdict != policy.Deny {
+			// A changed tool is held to its pin (pinning.go).
+			if v, reason := p.pinVerdict(call.Name); v != "" {
+				d.Verdict, d.Rule, d.Matcher, d.Reason = v, RulePins, "", reason
+			}
 		}
-		d = p.policy.Decide(call)
 		if d.Verdict == policy.Deny && p.policy.Observing() {
 			d.Verdict = audit.VerdictWouldDeny
 		}
@@ -100,6 +100,18 @@ func (p *proxy) judge(m *message, from string, call policy.CallInfo, args []byte
 	}
 	d.LatencyNS = int64(time.Since(start))
 	return d
+}
+
+// judgedCall completes call with what the policy judges it against: the
+// workspace, the bases of the moment, the tool's annotations.
+func (p *proxy) judgedCall(call policy.CallInfo) policy.CallInfo {
+	call.Workspace = p.cfg.Workspace
+	call.Resolver = p.cfg.Resolver
+	call.Bases, call.BasesPending = p.bases()
+	if call.Kind == policy.KindTool {
+		call.Annotations = p.hint(call.Name)
+	}
+	return call
 }
 
 // record makes d durable. If it cannot, d becomes a denial by
@@ -213,6 +225,10 @@ func (p *proxy) filterList(m *message, key, nameKey string, kind policy.Kind) ([
 	if err := json.Unmarshal(res[key], &items); err != nil || res[key] == nil || string(res[key]) == "null" {
 		return nil, fmt.Errorf("result.%s is not a list", key)
 	}
+	var withheld map[string]bool
+	if kind == policy.KindTool {
+		withheld = p.checkPins(items) // durable records first
+	}
 	kept := make([]json.RawMessage, 0, len(items))
 	for i, raw := range items {
 		item, ok := objectMembers(raw)
@@ -228,6 +244,8 @@ func (p *proxy) filterList(m *message, key, nameKey string, kind policy.Kind) ([
 		visible, rule := p.policy.VisibleRule(kind, name, ann)
 		if !visible {
 			p.hidden.add(kind, name, rule)
+		} else if withheld[name] {
+			visible = false // not the policy's: pinning.go said why
 		}
 		if visible || p.policy.Observing() {
 			kept = append(kept, raw)

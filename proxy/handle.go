@@ -66,6 +66,9 @@ func (p *proxy) clientLine(ctx context.Context, line []byte) {
 	}
 	switch m.typ {
 	case msgResponse:
+		if p.answered(m) {
+			return
+		}
 		pd := p.take(p.fromServer, m.idKey)
 		if pd == nil {
 			p.logf("client answered unknown request id %s; dropped", m.id)
@@ -90,8 +93,9 @@ func (p *proxy) clientLine(ctx context.Context, line []byte) {
 			p.logf("client sent unknown notification %q; dropped", m.method)
 			return
 		}
-		if m.method == "notifications/cancelled" {
-			p.cancelled(ctx, p.fromClient, m)
+		if m.method == "notifications/cancelled" && p.cancelled(ctx, p.fromClient, m) {
+			// The call was waiting for a person: the server never saw it.
+			return
 		}
 		p.out.push(&outItem{line: line, ready: true, sent: p.forwarded}, p.parked())
 	case msgRequest:
@@ -117,6 +121,9 @@ func (p *proxy) clientRequest(ctx context.Context, m *message, start time.Time) 
 		return
 	}
 	m.line = line
+	if m.method == "initialize" {
+		p.declared(m.params)
+	}
 	pd := &pending{id: clone(m.id), method: m.method}
 	if e := p.admit(p.fromClient, m, pd); e != nil {
 		p.logf("client request %s refused: %s", m.id, e.Message)
@@ -218,6 +225,7 @@ func (p *proxy) take(table map[string]*pending, key string) *pending {
 	if pd != nil {
 		pd.stop()
 		p.leftLocked(pd)
+		pd.withdrawLocked(errAskCancelled)
 	}
 	p.mu.Unlock()
 	if pd != nil {
@@ -251,15 +259,22 @@ func (p *proxy) timeout(key string, pd *pending) {
 
 // cancelled forgets a request the peer cancelled: its answer, if one still
 // comes, is dropped as the cancellation utility says it should be ignored.
-func (p *proxy) cancelled(ctx context.Context, table map[string]*pending, m *message) {
+// A call waiting for a person has its question withdrawn; cancelled
+// reports whether it was one, which the server never saw.
+func (p *proxy) cancelled(ctx context.Context, table map[string]*pending, m *message) (asked bool) {
 	params, ok := objectMembers(m.params)
 	if !ok {
-		return
+		return false
 	}
 	key, ok := canonicalID(params["requestId"])
 	if !ok {
-		return
+		return false
 	}
+	p.mu.Lock()
+	if pd := table[key]; pd != nil && pd.asking != nil {
+		asked = true
+	}
+	p.mu.Unlock()
 	if pd := p.take(table, key); pd != nil {
 		if pd.method == "roots/list" {
 			p.mu.Lock()
@@ -268,11 +283,17 @@ func (p *proxy) cancelled(ctx context.Context, table map[string]*pending, m *mes
 		}
 		p.outcome(ctx, pd, audit.OutcomeCancelled, 0, 0)
 	}
+	return asked
 }
 
 // serverLine handles one line from the server.
 func (p *proxy) serverLine(ctx context.Context, line []byte) {
 	start := time.Now()
+	if p.cfg.Scrubber != nil {
+		if line = p.scrubServer(ctx, line); line == nil {
+			return
+		}
+	}
 	m, bad := parseMessage(line)
 	if bad != nil {
 		p.logf("server message refused: %s", bad.Message)
@@ -300,6 +321,10 @@ func (p *proxy) serverLine(ctx context.Context, line []byte) {
 		}
 		switch m.method {
 		case "notifications/cancelled":
+			if params, ok := objectMembers(m.params); ok && ourID(params["requestId"]) {
+				p.logf("server cancelled one of vm-run's questions to the client; dropped")
+				return
+			}
 			p.cancelled(ctx, p.fromServer, m)
 		case "notifications/progress":
 			p.progressed(m)
@@ -314,6 +339,11 @@ func (p *proxy) serverRequest(ctx context.Context, m *message, start time.Time) 
 	if !serverRequests[m.method] {
 		p.logf("server called unknown method %q; refused", m.method)
 		p.replyServer(m.id, rpcError{Code: CodeMethodNotFound, Message: fmt.Sprintf("Method not found: %q", m.method)})
+		return
+	}
+	if ourID(m.id) {
+		p.logf("server request %s uses vm-run's own id space; refused", m.id)
+		p.replyServer(m.id, rpcError{Code: CodeInvalidRequest, Message: "Invalid Request: ids beginning " + idPrefix + " are vm-run's own"})
 		return
 	}
 	pd := &pending{id: clone(m.id), method: m.method}

@@ -72,6 +72,7 @@ type memRecorder struct {
 	decisions []audit.Decision
 	outcomes  []audit.Outcome
 	roots     []audit.Roots
+	approvals []audit.Event // approval_* records, in order
 	fail      error
 	events    *eventLog
 }
@@ -92,6 +93,11 @@ func (r *memRecorder) Record(_ context.Context, ev audit.Event) error {
 		r.roots = append(r.roots, ev)
 		if r.events != nil {
 			r.events.add(fmt.Sprintf("roots %v", ev.Kept))
+		}
+	case audit.ApprovalRequested, audit.ApprovalGranted, audit.ApprovalDenied, audit.ApprovalExpired:
+		r.approvals = append(r.approvals, ev)
+		if r.events != nil {
+			r.events.add(ev.EventType())
 		}
 	default:
 		return fmt.Errorf("Record(%T): not a synced record", ev)

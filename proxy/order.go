@@ -71,6 +71,8 @@ type judgeJob struct {
 	it    *outItem
 	// What its paths are (policy.Policy.Touches).
 	paths, relative, writes bool
+	// granted: a person approved the call, which is judged again (ask.go).
+	granted *granted
 }
 
 // schedule judges job now, or parks it until the calls before it allow.
@@ -137,6 +139,13 @@ func (p *proxy) judgeAndRecord(ctx context.Context, job *judgeJob, inline bool) 
 		return
 	}
 	d := p.judge(&job.msg, "client", job.call, job.args, job.perr, job.start)
+	if d.Verdict == audit.VerdictAsk && !p.remembered(ctx, job, &d) {
+		if !inline {
+			p.out.finish(job.it, true)
+		}
+		p.askPerson(ctx, job, d)
+		return
+	}
 	if inline {
 		p.recordInline(ctx, job, d)
 		return

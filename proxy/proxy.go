@@ -14,6 +14,9 @@ import (
 
 	"github.com/vm-run/vm-run/audit"
 	"github.com/vm-run/vm-run/policy"
+	"github.com/vm-run/vm-run/proxy/approval"
+	"github.com/vm-run/vm-run/proxy/pins"
+	"github.com/vm-run/vm-run/proxy/secrets"
 )
 
 // Defaults for Config.
@@ -64,10 +67,29 @@ type Config struct {
 	// OnRecorderError is called when the Recorder fails (the call is denied
 	// either way); the launcher may stop.
 	OnRecorderError func(error)
+	// Pins holds the tool definitions pinned for this profile and server
+	// command (package pins). Each tools/list page is compared with it
+	// before it reaches the client: a tool seen for the first time is
+	// pinned, a changed one is recorded (audit.ToolChanged) and treated as
+	// the policy's tools.on_change says (pinning.go). Nil: no pinning, for
+	// tests and library use; vm-run always sets it when it proxies.
+	Pins *pins.Set
 	// ClientClosed is called once when the client's input ends, after the
 	// server's input has been closed; the launcher may start its grace
 	// period before SIGTERM and SIGKILL.
 	ClientClosed func()
+	// Approver puts the questions of ask rules to a person when the client
+	// cannot be asked itself (it did not declare elicitation): the
+	// approval socket of `vm-run approvals`. Nil: such calls are denied.
+	Approver approval.Approver
+	// ServerName describes the server in questions: the profile and the
+	// command.
+	ServerName string
+	// Scrubber, if set, replaces the values of the secrets the server
+	// was handed in everything it sends toward the client, and each
+	// replacement is recorded as secret_redacted (scrub.go). Nil: lines
+	// pass as they are, at no cost.
+	Scrubber *secrets.Scrubber
 }
 
 // Run proxies one MCP session over the stdio transport: newline-delimited
@@ -142,9 +164,11 @@ type proxy struct {
 	fromServer map[string]*pending // server requests awaiting the client
 	hints      map[string]*policy.ToolAnnotations
 	hidden     hiddenTools
+	pins       pinState
 	progress   map[string]*pending // client requests by progress token
 	roots      rootsState
 	order      orderState
+	ask        askState
 	// ctx is Run's, for work that starts on other goroutines.
 	ctx context.Context
 }
@@ -160,6 +184,8 @@ type pending struct {
 	progressKey string
 	start       time.Time
 	timer       *time.Timer
+	// asking is set while the request waits for a person (ask.go).
+	asking *asking
 }
 
 func newProxy(cfg Config, clientOut io.Writer, server io.WriteCloser) (*proxy, error) {
@@ -315,6 +341,7 @@ func (p *proxy) failPending(ctx context.Context, msg, status string) {
 		all = append(all, pd)
 		delete(p.fromClient, k)
 		p.leftLocked(pd)
+		pd.withdrawLocked(errAskEnd)
 	}
 	p.mu.Unlock()
 	p.release()

@@ -4,7 +4,9 @@
 #  - tools/call latency, p50 and p99, of server-everything's "echo" tool
 #    spoken to directly, behind `vm-run --no-proxy` (the sandbox alone), and
 #    behind vm-run with its ledger on tmpfs and on the repository's disk
-#    (every allowed call waits for two fsynced records); interleaved blocks;
+#    (every allowed call waits for two fsynced records), and with one
+#    secret handed to the server, so that every answer is scrubbed (the
+#    ratio against the same run without); interleaved blocks;
 #  - notification pass-through, both directions, through a fake MCP server
 #    (benchproxy fake-server) that floods faster than a real one;
 #  - VmRSS and VmHWM of the vm-run parent (proxy + ledger writer) under load.
@@ -47,6 +49,17 @@ filesystem:
   read:
     - $modules
 EOF
+# The same, handing the server one secret: every message it sends is then
+# scrubbed (the "scrubbing" variant; benchproxy sets VMRUN_BENCH_SECRET).
+cat >"$tmp/profile-secrets.yaml" <<EOF
+name: bench-proxy-secrets
+extends: $tmp/profile.yaml
+secrets:
+  bench: {env: VMRUN_BENCH_SECRET}
+env:
+  set:
+    BENCH_TOKEN: \${secret:bench}
+EOF
 # The policy allows only what the benchmark calls.
 cat >"$tmp/policy.yaml" <<'EOF'
 rules:
@@ -63,6 +76,7 @@ fi
 
 "$tmp/ws/benchproxy" -vm-run "$vmrun" -profile "$tmp/profile.yaml" -policy "$tmp/policy.yaml" \
 	-workspace "$tmp/ws" -ledgers "$ledgers" -tmpfs "$shm" -fake "$tmp/ws/benchproxy" \
+	-secrets "$tmp/profile-secrets.yaml" \
 	-blocks "${BENCH_BLOCKS:-10}" -calls "${BENCH_CALLS:-100}" -repeats "${BENCH_REPEATS:-3}" \
 	-sdk "$modules/@modelcontextprotocol/sdk" -sdk-client "$root/scripts/benchproxy/sdk/client.mjs" \
 	-- node "$everything" stdio

@@ -134,9 +134,9 @@ func printVerify(w io.Writer, path string, rep audit.Report, ve *audit.VerifyErr
 // filterFlags select records for show, tail and stats.
 type filterFlags struct {
 	Session string `help:"Only sessions whose id starts with this." placeholder:"ID"`
-	Event   string `help:"Only this event type: session_start, session_end, decision, outcome, net_dns, net_connect, net_close, ledger_recovered, ..." placeholder:"TYPE"`
+	Event   string `help:"Only this event type, or types matching a glob: session_start, session_end, decision, outcome, net_dns, net_connect, net_close, approval_* (requested, granted, denied, expired), secret_provided, secret_redacted, tool_changed, ledger_recovered, ..." placeholder:"TYPE"`
 	Tool    string `help:"Only decisions about tools matching this glob." placeholder:"GLOB"`
-	Verdict string `help:"Only decisions, and without --tool net_dns and net_connect records, with this verdict: allow, deny, or would_deny (observe mode)." placeholder:"VERDICT"`
+	Verdict string `help:"Only decisions, and without --tool net_dns and net_connect records, with this verdict: allow, ask (held for a person), deny, or would_deny (observe mode)." placeholder:"VERDICT"`
 	Since   string `help:"Only records at or after this time: RFC 3339, a date (2006-01-02), or a duration before now (90m, 24h)." placeholder:"TIME"`
 	Until   string `help:"Only records before this time; the same forms as --since." placeholder:"TIME"`
 }
@@ -144,9 +144,9 @@ type filterFlags struct {
 func (f filterFlags) filter(now time.Time) (audit.Filter, error) {
 	out := audit.Filter{Session: f.Session, Event: f.Event, Tool: f.Tool, Verdict: f.Verdict}
 	switch audit.Verdict(f.Verdict) {
-	case "", audit.VerdictAllow, audit.VerdictDeny, audit.VerdictWouldDeny:
+	case "", audit.VerdictAllow, audit.VerdictAsk, audit.VerdictDeny, audit.VerdictWouldDeny:
 	default:
-		return out, fmt.Errorf("--verdict %q: want allow, deny or would_deny", f.Verdict)
+		return out, fmt.Errorf("--verdict %q: want allow, ask, deny or would_deny", f.Verdict)
 	}
 	var err error
 	if out.Since, err = parseWhen(f.Since, now); err != nil {
@@ -256,7 +256,7 @@ type recordPrinter struct {
 	json bool
 }
 
-const recordRow = "%-6v  %-24s  %-16s  %-16s  %-20s  %-7s  %s\n"
+const recordRow = "%-6v  %-24s  %-16s  %-18s  %-20s  %-7s  %s\n"
 
 func newRecordPrinter(w io.Writer, asJSON bool) *recordPrinter {
 	p := &recordPrinter{w: w, json: asJSON}
@@ -274,8 +274,8 @@ func (p *recordPrinter) print(raw []byte, r audit.Record) {
 	tool, verdict := "-", "-"
 	if d, ok := r.DecisionFields(); ok {
 		tool, verdict = textsafe.Escape(d.Tool), orDash(textsafe.Escape(string(d.Verdict)))
-	} else if v, ok := netVerdict(r); ok {
-		verdict = orDash(textsafe.Escape(v))
+	} else if t, v, ok := recordColumns(r); ok { // audit_approval.go
+		tool, verdict = t, orDash(textsafe.Escape(v))
 	}
 	fmt.Fprintf(p.w, recordRow, r.Seq, r.Time.UTC().Format("2006-01-02T15:04:05.000Z"),
 		textsafe.Escape(r.Session), textsafe.Escape(r.Event), tool, verdict, detail(r))
@@ -291,7 +291,7 @@ func orDash(s string) string {
 // detail summarises a record's data in one line, every piece taken from
 // the ledger escaped.
 func detail(r audit.Record) string {
-	if d, ok := netDetail(r); ok { // audit_net.go
+	if d, ok := otherDetail(r); ok { // audit_approval.go
 		return d
 	}
 	esc := textsafe.Escape
@@ -567,7 +567,7 @@ func printStats(w io.Writer, path string, st *audit.Stats, top int) error {
 		}
 		return orDash(strings.Join(parts, ", "))
 	}
-	fmt.Fprintf(w, "events: %s\nverdicts: %s\n", counts(st.Events), counts(st.Verdicts))
+	fmt.Fprintf(w, "events: %s\nverdicts: %s\n%s", counts(st.Events), counts(st.Verdicts), approvalStats(st))
 
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "\nSESSION\tHOST\tPROFILE\tFIRST\tLAST\tRECORDS\tDECISIONS\tDENIED\tCOMMAND")
@@ -575,9 +575,9 @@ func printStats(w io.Writer, path string, st *audit.Stats, top int) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", esc(s.Session), esc(s.Host), orDash(esc(s.Profile)),
 			ts(s.First), ts(s.Last), s.Records, s.Decisions, s.Denied, orDash(commandLine(s.Argv)))
 	}
-	fmt.Fprintln(tw, "\nTOOL\tDECISIONS\tALLOWED\tDENIED\tWOULD DENY")
+	fmt.Fprintln(tw, "\nTOOL\tDECISIONS\tALLOWED\tASKED\tDENIED\tWOULD DENY")
 	for _, t := range st.ToolList() {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", esc(t.Tool), t.Decisions, t.Allowed, t.Denied, t.WouldDeny)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\n", esc(t.Tool), t.Decisions, t.Allowed, t.Asked, t.Denied, t.WouldDeny)
 	}
 	fmt.Fprintln(tw, "\nMOST DENIED\tDENIED\tTOP RULE")
 	for _, t := range st.MostDenied(top) {

@@ -81,6 +81,9 @@ func printSpec(w io.Writer, l *launch) error {
 		env = append(env, k)
 	}
 	row("environment", list(env))
+	for _, r := range secretRows(l.profile) { // secrets.go
+		row("secret "+r[0], r[1])
+	}
 	return tw.Flush()
 }
 

@@ -316,6 +316,8 @@ func (e *e2e) start(t *testing.T, b *box, r e2eRun) *e2eSession {
 	}
 	argv := slices.Concat(r.prefix, []string{bin}, args, []string{"--"}, r.server)
 	cmd := exec.Command(argv[0], argv[1:]...)
+	// The test's own pin store, not the machine's.
+	cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+filepath.Join(b.cfg, "state"))
 	if r.cmdEnv != nil {
 		cmd.Env = r.cmdEnv
 	}

@@ -39,6 +39,9 @@ type cli struct {
 	Audit    auditCmd    `cmd:"" help:"Verify and query the audit ledger."`
 	Policy   policyCmd   `cmd:"" help:"Generate a profile from what a recorded session used (record, generate, review, approve)."`
 	Version  versionCmd  `cmd:"" help:"Print vm-run's version."`
+	Pins     pinsCmd     `cmd:"" help:"List, show and accept the tool definitions pinned per profile and server (tools.on_change)."`
+
+	Approvals approvalsCmd `cmd:"" help:"Answer the questions of ask rules from another terminal: list, approve, deny, watch."`
 }
 
 func main() {

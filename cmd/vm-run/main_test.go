@@ -63,6 +63,8 @@ func TestScripts(t *testing.T) {
 			}
 			env.Setenv("LEDGERS", ledgers)
 			env.Setenv("VMRUN_LEDGER", filepath.Join(ledgers, "ledger.jsonl"))
+			// And its own pin store (testscript's HOME is /no-home).
+			env.Setenv("XDG_STATE_HOME", filepath.Join(ledgers, "state"))
 			// The sandbox runs as nobody when the tests run as root; let it
 			// into the work dir the way a real workspace would be shared.
 			return searchable(env.WorkDir)

@@ -197,6 +197,12 @@ func renderProfile(s *recordedSession, baseName, extends string, g *policy.Gener
 	line("arguments are not constrained. Calls that were denied, or allowed but not")
 	line("answered with a result, are listed at the end, commented out: move a matcher")
 	line("into an allow list to permit it.")
+	if approvedRules(g) {
+		line("")
+		line("The approved-* rules stand for calls that an ask rule held and a person")
+		line("approved (approval_granted in the ledger); the used-* rules for calls the")
+		line("policy itself allowed. An ask rule this profile inherits still asks.")
+	}
 	line("")
 	if extra.toolsEmpty() {
 		line("This profile extends %s for its sandbox only: the tools: section", clean(extends))
@@ -279,7 +285,7 @@ func commentRules(tools *yaml.Node, entries []policy.Entry) {
 		}
 		for _, m := range allow.Content {
 			if i < len(entries) {
-				m.LineComment = "# " + clean(summarize(entries[i].Uses))
+				m.LineComment = "# " + clean(summarize(entries[i].Uses)+approvedBy(entries[i].Uses))
 			}
 			i++
 		}
@@ -476,4 +482,30 @@ func writeFileAtomic(path string, data []byte) error {
 		return fmt.Errorf("write profile: %w", err)
 	}
 	return nil
+}
+
+// approvedBy notes which of uses a person approved, and through what:
+// "; approved by a person: 2 (cli uid=1000 pid=42)".
+func approvedBy(uses []policy.Use) string {
+	var by []string
+	n := 0
+	for _, u := range uses {
+		if u.Approval == "" {
+			continue
+		}
+		n++
+		if !slices.Contains(by, u.Approval) {
+			by = append(by, u.Approval)
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; approved by a person: %d (%s)", n, strings.Join(by, "; "))
+}
+
+// approvedRules reports whether the generated policy has rules for calls
+// a person approved.
+func approvedRules(g *policy.Generated) bool {
+	return slices.ContainsFunc(g.Allow, func(e policy.Entry) bool { return strings.HasPrefix(e.Rule, "approved-") })
 }

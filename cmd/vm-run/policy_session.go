@@ -73,6 +73,7 @@ func readSession(path, prefix string) (*recordedSession, error) {
 	var decisions []audit.Decision
 	network := false
 	status := map[uint64]string{}
+	var asked approvals
 	var skipped skippedLines
 	err = scanLedger(path, func(r audit.Record) {
 		if r.Session != s.id {
@@ -99,6 +100,8 @@ func readSession(path, prefix string) (*recordedSession, error) {
 			if o, err := audit.ReadEvent[audit.Outcome](r); err == nil {
 				status[o.Seq] = o.Status
 			}
+		case audit.EventApprovalRequested, audit.EventApprovalGranted:
+			asked.add(r)
 		}
 	}, &skipped)
 	if err != nil {
@@ -112,6 +115,11 @@ func readSession(path, prefix string) (*recordedSession, error) {
 	}
 	for _, d := range decisions {
 		u := s.use(d, status)
+		if d.Verdict == audit.VerdictAsk {
+			if by, ok := asked.granted(d.Seq); ok {
+				u.Verdict, u.Approval = policy.Allow, by
+			}
+		}
 		if u.Used() {
 			s.used++
 		}
@@ -179,4 +187,55 @@ func (e *hintError) Hint() string  { return e.hint }
 // isNetEvent reports whether a record is one of network mode egress's.
 func isNetEvent(event string) bool {
 	return event == audit.EventNetDNS || event == audit.EventNetConnect || event == audit.EventNetClose
+}
+
+// approvals links the calls a session asked a person about to the answers
+// that let them go ahead, for vm-run policy generate: an
+// approval_requested record names the decision (its Seq) and the question
+// (its ID), an approval_granted record answers the question.
+type approvals struct {
+	seqOf map[string]uint64 // question id → Decision.Seq
+	by    map[uint64]string // Decision.Seq → who granted it
+}
+
+func (a *approvals) add(r audit.Record) {
+	if a.seqOf == nil {
+		a.seqOf, a.by = map[string]uint64{}, map[uint64]string{}
+	}
+	switch r.Event {
+	case audit.EventApprovalRequested:
+		if q, err := audit.ReadEvent[audit.ApprovalRequested](r); err == nil && q.Seq != 0 {
+			a.seqOf[q.ID] = q.Seq
+		}
+	case audit.EventApprovalGranted:
+		g, err := audit.ReadEvent[audit.ApprovalGranted](r)
+		if err != nil {
+			return
+		}
+		if seq, ok := a.seqOf[g.ID]; ok {
+			a.by[seq] = grantedBy(g)
+		}
+	}
+}
+
+// granted says who let the call of decision seq go ahead, if anyone did.
+func (a *approvals) granted(seq uint64) (string, bool) {
+	if seq == 0 {
+		return "", false
+	}
+	by, ok := a.by[seq]
+	return by, ok
+}
+
+// grantedBy names a grant for a comment: the channel and who answered,
+// and the scope when it was for the rule's ttl.
+func grantedBy(g audit.ApprovalGranted) string {
+	s := g.Channel
+	if g.By != "" {
+		s += " " + g.By
+	}
+	if g.Scope == audit.ScopeTTL {
+		s += " (for the rule's ttl)"
+	}
+	return s
 }

@@ -58,7 +58,7 @@ func (c profilesShowCmd) Run(stdout io.Writer) error {
 	fmt.Fprintf(stdout, "# %s, hash %s\n", p.Name, p.Hash())
 	// The tool policy in force, a rule a line with the file it comes
 	// from; the YAML below says the same with a comment on each rule.
-	fmt.Fprintln(stdout, "#\n# tool policy in force (deny rules accumulate down extends: and from --policy;")
+	fmt.Fprintln(stdout, "#\n# tool policy in force (deny and ask rules accumulate down extends: and from --policy;")
 	fmt.Fprintln(stdout, "# allow rules and the default come from the nearest tools: section):")
 	for _, line := range strings.Split(strings.TrimSuffix(p.Tools.Describe(), "\n"), "\n") {
 		fmt.Fprintf(stdout, "#   %s\n", line)

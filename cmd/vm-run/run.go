@@ -17,6 +17,9 @@ import (
 	"github.com/vm-run/vm-run/audit"
 	"github.com/vm-run/vm-run/profiles"
 	"github.com/vm-run/vm-run/proxy"
+	"github.com/vm-run/vm-run/proxy/approval"
+	"github.com/vm-run/vm-run/proxy/pins"
+	"github.com/vm-run/vm-run/proxy/secrets"
 	"github.com/vm-run/vm-run/sandbox"
 )
 
@@ -34,6 +37,10 @@ type runCmd struct {
 	User      string   `help:"Only as root: the user the command runs as, NAME or UID[:GID] (default: nobody; 'root' keeps uid 0, still without capabilities)." placeholder:"USER"`
 
 	Cmd []string `arg:"" optional:"" passthrough:"" help:"The command and its arguments, after --."`
+
+	// approver asks a person about secrets under approve: ask (nil: no
+	// channel; such a profile does not start).
+	approver approval.Approver `kong:"-"`
 }
 
 func (r *runCmd) Validate() error {
@@ -89,6 +96,14 @@ func (r *runCmd) Run(stdout io.Writer) error {
 		}
 		return printSpec(stdout, l)
 	}
+	// The tool definitions pinned for this profile and server: a pin file
+	// vm-run cannot trust stops the launch (pins.go).
+	var pinned *pins.Set
+	if !r.NoProxy {
+		if pinned, err = openPins(r.Profile, r.Cmd); err != nil {
+			return err
+		}
+	}
 	// This goroutine stays on its thread until vm-run exits: the init
 	// stage is spawned from it (sandbox.Spawn).
 	runtime.LockOSThread()
@@ -104,6 +119,17 @@ func (r *runCmd) Run(stdout io.Writer) error {
 		growPipe(os.Stdout)
 	}
 	l, pending, sess, err := r.begin(ws, who, stdio)
+	if err == nil && !r.NoProxy && r.approver == nil {
+		// The approval socket, for the questions the client cannot be
+		// asked (ask.go); open for the whole session.
+		if sock := openApprovals(l.profile, os.Stderr); sock != nil {
+			defer sock.Close()
+			r.approver = sock
+		}
+	}
+	if err == nil {
+		err = r.handSecrets(l, pending, sess) // secrets.go
+	}
 	if err != nil {
 		if pipes != nil {
 			pipes.closeAll()
@@ -141,6 +167,10 @@ func (r *runCmd) Run(stdout io.Writer) error {
 			Recorder:        proxy.Ledger(sess.ledger),
 			Log:             os.Stderr,
 			OnRecorderError: ledgerFailed,
+			Pins:            pinned,
+			Scrubber:        l.scrubber,
+			ServerName:      serverName(l.profile.Name, r.Cmd),
+			Approver:        r.approver,
 		})
 	}
 	if eerr := sess.end(st, err); eerr != nil {
@@ -225,6 +255,7 @@ type launch struct {
 	spec       *sandbox.Spec
 	workspace  string
 	ledgerPath string
+	scrubber   *secrets.Scrubber // the secrets handed over; nil: none
 }
 
 // prepare resolves the workspace, the ids, the profile and the spec.
@@ -278,15 +309,15 @@ func (r *runCmd) load(ws string, who ids) (*launch, error) {
 		PrivateHome: private,
 		Argv:        r.Cmd,
 		Workspace:   ws,
-		HostEnv:     os.Environ(),
+		HostEnv:     secretHostEnv(p, os.Environ(), r.PassEnv, os.Stderr),
 		Env:         env,
 		PassEnv:     r.PassEnv,
 		UID:         who.uid,
 		GID:         who.gid,
-		Protect:     []string{ledger},
+		Protect:     append([]string{ledger}, pinsDir()...),
 	})
 	if err != nil {
-		return nil, err
+		return nil, pinsReachable(err)
 	}
 	return &launch{profile: p, spec: spec, workspace: ws, ledgerPath: ledger}, nil
 }

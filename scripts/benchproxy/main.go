@@ -60,6 +60,7 @@ func main() {
 	flag.IntVar(&c.pipelineCalls, "pipeline-calls", 2000, "calls per pipelined run")
 	flag.StringVar(&c.sdkDir, "sdk", "", "the @modelcontextprotocol/sdk package directory (\"\": skip the TypeScript SDK client runs)")
 	flag.StringVar(&c.sdkClient, "sdk-client", "", "sdk/client.mjs of this program")
+	flag.StringVar(&c.secrets, "secrets", "", "a profile like -profile that hands the server one secret from $"+benchSecretVar+" (\"\": skip the scrubbing variant; secrets.go)")
 	flag.Parse()
 	c.server = flag.Args()
 	if len(c.server) == 0 || c.ledgers == "" || c.workspace == "" {
@@ -83,6 +84,7 @@ type config struct {
 	blocks, calls, warmup, repeats    int
 	pipelineCalls                     int
 	sdkDir, sdkClient                 string
+	secrets                           string
 }
 
 // vmRun returns the vm-run command line for server with its ledger at
@@ -134,12 +136,17 @@ func run(c *config) error {
 	}
 	disk := &variant{name: "vm-run, ledger on " + fs, argv: c.vmRun(filepath.Join(c.ledgers, "proxy.jsonl"), false, c.server), vmrun: true}
 	vs = append(vs, disk)
+	scrub := scrubVariant(c, fs) // secrets.go; nil without -secrets
+	if scrub != nil {
+		vs = append(vs, scrub)
+	}
 
 	floor, err := latency(c, vs)
 	if err != nil {
 		return err
 	}
 	printLatency(c, vs, disk, floor)
+	printScrubbing(disk, scrub)
 
 	fmt.Println()
 	if err := throughput(c); err != nil {
