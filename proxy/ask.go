@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/vm-run/vm-run/audit"
@@ -152,8 +153,9 @@ func (p *proxy) askPerson(ctx context.Context, job *judgeJob, d audit.Decision) 
 		return
 	}
 	ttl, timeout := params.TTL, params.Timeout
+	args, hidden := shownArgs(d.Args)
 	q := approval.Question{ID: newQuestionID(), Server: p.cfg.ServerName, Kind: d.Kind, Name: d.Tool,
-		Args: shownArgs(d.Args), Paths: d.Paths, Rule: d.Rule, Reason: d.Reason, TTL: ttl, Deadline: time.Now().Add(timeout)}
+		Args: args, Hidden: hidden, Paths: d.Paths, Rule: d.Rule, Reason: d.Reason, TTL: ttl, Deadline: time.Now().Add(timeout)}
 	qctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	qctx, stopTimer := context.WithDeadlineCause(qctx, q.Deadline, errAskTimeout)
 	p.mu.Lock()
@@ -310,18 +312,52 @@ type granted struct {
 }
 
 // shownArgs are a call's arguments as a person sees them in a question:
-// redacted as the ledger stores them (audit.Redact), so that a question
-// shows no more than the ledger keeps.
-func shownArgs(args any) any {
+// whole, however long (a person approves what they can read, not its
+// first 4 KiB), except the members whose keys name secrets, which are
+// shown as the ledger stores them, as a hash (audit.Redact); hidden names
+// those, so that the question can say what the person cannot see.
+func shownArgs(args any) (any, []string) {
 	raw, ok := args.(json.RawMessage)
 	if !ok {
-		return args
+		return args, nil
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	var v any
 	if dec.Decode(&v) != nil {
-		return nil
+		return nil, nil
 	}
-	return audit.Redact(v, audit.DefaultRedactKeys, audit.DefaultRedactLimit)
+	shown := audit.Redact(v, audit.DefaultRedactKeys, -1)
+	var hidden []string
+	var walk func(path string, a, b any)
+	walk = func(path string, a, b any) {
+		switch a := a.(type) {
+		case map[string]any:
+			bm, _ := b.(map[string]any)
+			for k, e := range a {
+				if isHash(bm[k]) && !isHash(e) {
+					hidden = append(hidden, path+k)
+					continue
+				}
+				walk(path+k+".", e, bm[k])
+			}
+		case []any:
+			bl, _ := b.([]any)
+			for i, e := range a {
+				if i < len(bl) {
+					walk(fmt.Sprintf("%s%d.", path, i), e, bl[i])
+				}
+			}
+		}
+	}
+	walk("", v, shown)
+	slices.Sort(hidden)
+	return shown, hidden
+}
+
+// isHash reports whether v is what audit.Redact puts in a hidden value's
+// place.
+func isHash(v any) bool {
+	m, ok := v.(map[string]any)
+	return ok && len(m) == 1 && m["redacted_sha256"] != nil
 }

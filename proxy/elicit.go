@@ -1,14 +1,12 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"github.com/vm-run/vm-run/audit"
 	"github.com/vm-run/vm-run/proxy/approval"
@@ -43,10 +41,8 @@ const (
 type elicitor struct {
 	p *proxy
 	// by names the client for the ledger: its clientInfo name and version.
-	by     string
-	prefix string
-	n      atomic.Uint64
-	mu     sync.Mutex
+	by string
+	mu sync.Mutex
 	// waiting are the questions sent, by canonical id.
 	waiting map[string]chan []byte
 }
@@ -78,7 +74,7 @@ func (p *proxy) declared(params []byte) {
 	if by == "" {
 		by = "the MCP client"
 	}
-	e := &elicitor{p: p, by: "client " + by, prefix: idPrefix + newQuestionID() + "-", waiting: map[string]chan []byte{}}
+	e := &elicitor{p: p, by: "client " + by, waiting: map[string]chan []byte{}}
 	p.mu.Lock()
 	if p.ask.elicit == nil {
 		p.ask.elicit = e
@@ -96,9 +92,42 @@ func (p *proxy) elicitor() approval.Approver {
 	return p.ask.elicit
 }
 
-// ourID reports whether raw (an id as sent) is in vm-run's own id space.
+// ourID reports whether raw (an id as sent) is in vm-run's own id space,
+// as the peer decodes it: "\u0076m-run-approval-..." is one of vm-run's
+// ids too.
 func ourID(raw []byte) bool {
-	return bytes.HasPrefix(raw, []byte(`"`+idPrefix))
+	key, ok := canonicalID(raw)
+	return ok && strings.HasPrefix(key, "s:"+idPrefix)
+}
+
+// questionCancelled handles the client's notifications/cancelled for one
+// of vm-run's questions (the client dismissed it): the question ends as a
+// person's "cancel" would end it, denied. It reports whether params named
+// one; such a cancellation goes no further.
+func (p *proxy) questionCancelled(params []byte) bool {
+	members, ok := objectMembers(params)
+	if !ok || !ourID(members["requestId"]) {
+		return false
+	}
+	key, _ := canonicalID(members["requestId"])
+	p.mu.Lock()
+	e := p.ask.elicit
+	p.mu.Unlock()
+	if e == nil {
+		return true
+	}
+	e.mu.Lock()
+	ch := e.waiting[key]
+	delete(e.waiting, key)
+	e.mu.Unlock()
+	if ch != nil {
+		ch <- marshalLine(struct {
+			JSONRPC string          `json:"jsonrpc"`
+			ID      json.RawMessage `json:"id"`
+			Result  any             `json:"result"`
+		}{"2.0", members["requestId"], map[string]string{"action": "cancel"}})
+	}
+	return true
 }
 
 // answered takes the client's answer to one of vm-run's questions, and
@@ -128,7 +157,9 @@ func (p *proxy) answered(m *message) bool {
 
 // Ask implements approval.Approver.
 func (e *elicitor) Ask(ctx context.Context, q approval.Question) (approval.Answer, error) {
-	id := fmt.Sprintf("%s%d", e.prefix, e.n.Add(1))
+	// Random per question: an id the client lets slip (say, in a
+	// cancellation the proxy drops) tells the server nothing of the next.
+	id := idPrefix + newQuestionID() + newQuestionID()
 	raw, _ := json.Marshal(id)
 	key, _ := canonicalID(raw)
 	ch := make(chan []byte, 1)
@@ -176,6 +207,9 @@ func elicitParams(q approval.Question) map[string]any {
 	}
 	if len(q.Paths) > 0 {
 		fmt.Fprintf(&b, " (it leads to %s)", strings.Join(q.Paths, ", "))
+	}
+	if len(q.Hidden) > 0 {
+		fmt.Fprintf(&b, " HIDDEN from you, shown only as a hash because the name says secret: %s; approve only if you know what it holds.", strings.Join(q.Hidden, ", "))
 	}
 	fmt.Fprintf(&b, "? Rule %q asks a person", q.Rule)
 	if q.Reason != "" {

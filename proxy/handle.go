@@ -93,8 +93,9 @@ func (p *proxy) clientLine(ctx context.Context, line []byte) {
 			p.logf("client sent unknown notification %q; dropped", m.method)
 			return
 		}
-		if m.method == "notifications/cancelled" && p.cancelled(ctx, p.fromClient, m) {
-			// The call was waiting for a person: the server never saw it.
+		if m.method == "notifications/cancelled" && (p.questionCancelled(m.params) || p.cancelled(ctx, p.fromClient, m)) {
+			// A question of vm-run's own the client dismissed, or a call
+			// that was waiting for a person: the server never saw either.
 			return
 		}
 		p.out.push(&outItem{line: line, ready: true, sent: p.forwarded}, p.parked())
@@ -219,19 +220,29 @@ func (p *proxy) admit(table map[string]*pending, m *message, pd *pending) *rpcEr
 }
 
 func (p *proxy) take(table map[string]*pending, key string) *pending {
+	pd, _ := p.takeAsking(table, key)
+	return pd
+}
+
+// takeAsking is take, and also reports whether the request was waiting
+// for a person (its question is withdrawn), as one step: a grant cannot
+// come in between.
+func (p *proxy) takeAsking(table map[string]*pending, key string) (*pending, bool) {
 	p.mu.Lock()
 	pd := table[key]
 	delete(table, key)
+	asking := false
 	if pd != nil {
 		pd.stop()
 		p.leftLocked(pd)
+		asking = pd.asking != nil
 		pd.withdrawLocked(errAskCancelled)
 	}
 	p.mu.Unlock()
 	if pd != nil {
 		p.release()
 	}
-	return pd
+	return pd, asking
 }
 
 // timeout answers a client request the server sat on, and tells the server
@@ -270,12 +281,8 @@ func (p *proxy) cancelled(ctx context.Context, table map[string]*pending, m *mes
 	if !ok {
 		return false
 	}
-	p.mu.Lock()
-	if pd := table[key]; pd != nil && pd.asking != nil {
-		asked = true
-	}
-	p.mu.Unlock()
-	if pd := p.take(table, key); pd != nil {
+	pd, asked := p.takeAsking(table, key)
+	if pd != nil {
 		if pd.method == "roots/list" {
 			p.mu.Lock()
 			p.rootsAnsweredLocked()

@@ -228,7 +228,13 @@ func newProxy(cfg Config, clientOut io.Writer, server io.WriteCloser) (*proxy, e
 }
 
 func (p *proxy) logf(format string, args ...any) {
-	fmt.Fprintf(p.log, "vm-run: proxy: "+format+"\n", args...)
+	line := []byte(fmt.Sprintf("vm-run: proxy: "+format+"\n", args...))
+	if p.cfg.Scrubber != nil {
+		// A log line may quote what the server sent before it was read
+		// whole (the id of a line over the limit): never a secret.
+		line, _ = p.cfg.Scrubber.Scrub(line)
+	}
+	p.log.Write(line)
 }
 
 // pumpClient reads the client until EOF, then closes the server's input.

@@ -1,8 +1,11 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"slices"
 
 	"github.com/vm-run/vm-run/audit"
@@ -87,20 +90,7 @@ func (p *proxy) scrubContext(m *message) (method string, seq uint64) {
 // the next sync. It costs a sync only for the rare line that holds a
 // secret; the line without one never gets here.
 func (p *proxy) recordRedactions(ctx context.Context, hits []secrets.Hit, method string, seq uint64) error {
-	var evs []audit.Event
-	for _, h := range hits {
-		i := slices.IndexFunc(evs, func(e audit.Event) bool { return e.(audit.SecretRedacted).Name == h.Name })
-		if i < 0 {
-			evs = append(evs, audit.SecretRedacted{Name: h.Name, Method: method, Seq: seq})
-			i = len(evs) - 1
-		}
-		r := evs[i].(audit.SecretRedacted)
-		if !slices.Contains(r.Forms, h.Form) {
-			r.Forms = append(r.Forms, h.Form)
-		}
-		r.Count += h.Count
-		evs[i] = r
-	}
+	evs := redactionEvents(hits, method, seq)
 	if br, ok := p.cfg.Recorder.(BatchRecorder); ok && len(evs) > 1 {
 		for _, err := range br.RecordAll(ctx, evs) {
 			if err != nil {
@@ -135,4 +125,90 @@ func (p *proxy) withhold(ctx context.Context, m *message, msg string) {
 	case msgRequest:
 		p.replyServer(m.id, rpcError{Code: CodeInternalError, Message: msg})
 	}
+}
+
+// MaxStderrLine bounds a line of the server's standard error that
+// ScrubStream passes on; a longer one is dropped, not cut, since a secret
+// could straddle the cut.
+const MaxStderrLine = 1 << 20
+
+// ScrubStream copies the server's standard error (r) to w a line at a
+// time, each line scrubbed of the secrets s holds: MCP clients keep a
+// server's stderr in their logs, where a model or a person may read it.
+// Each redaction is recorded as an audit.SecretRedacted with method
+// "stderr" through rec, durably, before the line is written; a line whose
+// redaction cannot be recorded, and a line over MaxStderrLine, is dropped
+// with a note in its place. ScrubStream returns when r ends, with nil, or
+// with the error that stopped it.
+func ScrubStream(ctx context.Context, w io.Writer, r io.Reader, s *secrets.Scrubber, rec Recorder) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	var line []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		switch {
+		case len(line)+len(chunk) > MaxStderrLine:
+			line = line[:0]
+			if errors.Is(err, bufio.ErrBufferFull) {
+				// Skip to the end of the line.
+				for errors.Is(err, bufio.ErrBufferFull) {
+					_, err = br.ReadSlice('\n')
+				}
+			}
+			fmt.Fprintf(w, "vm-run: a line of the server's stderr over %d bytes was dropped\n", MaxStderrLine)
+			if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+				return ignoreEOF(err)
+			}
+			continue
+		case errors.Is(err, bufio.ErrBufferFull):
+			line = append(line, chunk...)
+			continue
+		}
+		line = append(line, chunk...)
+		if len(line) > 0 {
+			out, hits := s.Scrub(line)
+			if hits != nil {
+				evs := redactionEvents(hits, "stderr", 0)
+				for _, ev := range evs {
+					if rerr := rec.Record(ctx, ev); rerr != nil {
+						out = []byte("vm-run: a line of the server's stderr held a secret, and the ledger could not record its redaction; dropped\n")
+						break
+					}
+				}
+			}
+			if _, werr := w.Write(out); werr != nil {
+				return werr
+			}
+		}
+		line = line[:0]
+		if err != nil {
+			return ignoreEOF(err)
+		}
+	}
+}
+
+func ignoreEOF(err error) error {
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	return err
+}
+
+// redactionEvents turns a message's hits into one audit.SecretRedacted per
+// secret.
+func redactionEvents(hits []secrets.Hit, method string, seq uint64) []audit.Event {
+	var evs []audit.Event
+	for _, h := range hits {
+		i := slices.IndexFunc(evs, func(e audit.Event) bool { return e.(audit.SecretRedacted).Name == h.Name })
+		if i < 0 {
+			evs = append(evs, audit.SecretRedacted{Name: h.Name, Method: method, Seq: seq})
+			i = len(evs) - 1
+		}
+		r := evs[i].(audit.SecretRedacted)
+		if !slices.Contains(r.Forms, h.Form) {
+			r.Forms = append(r.Forms, h.Form)
+		}
+		r.Count += h.Count
+		evs[i] = r
+	}
+	return evs
 }

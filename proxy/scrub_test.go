@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -186,3 +187,33 @@ func BenchmarkServerLineScrub(b *testing.B) {
 		}
 	}
 }
+
+// TestScrubStream: the server's stderr is scrubbed line by line, each
+// redaction recorded before its line is written, and a line too long to
+// scrub whole is dropped.
+func TestScrubStream(t *testing.T) {
+	s, err := secrets.NewScrubber([]secrets.Secret{{Name: "tok", Value: []byte("ghp_S3cr3tT0kenValue123")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := "starting\ndebug: token is ghp_S3cr3tT0kenValue123\n" + strings.Repeat("x", MaxStderrLine+10) + "ghp_S3cr3tT0kenValue123\nlast without newline ghp_S3cr3tT0kenValue123"
+	var out bytes.Buffer
+	var got []audit.Event
+	r := recorderFunc(func(ev audit.Event) error { got = append(got, ev); return nil })
+	if err := ScrubStream(context.Background(), &out, strings.NewReader(in), s, r); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "ghp_S3cr3tT0kenValue123") || !strings.Contains(out.String(), "starting\n") ||
+		!strings.Contains(out.String(), "over 1048576 bytes was dropped") || strings.Count(out.String(), "[redacted: secret tok]") != 2 {
+		t.Errorf("stderr passed on:\n%.300s", out.String())
+	}
+	if len(got) != 2 || got[0].(audit.SecretRedacted).Method != "stderr" {
+		t.Errorf("records = %+v, want two secret_redacted with method stderr", got)
+	}
+}
+
+// recorderFunc records through f, synced or queued alike.
+type recorderFunc func(audit.Event) error
+
+func (f recorderFunc) Record(_ context.Context, ev audit.Event) error { return f(ev) }
+func (f recorderFunc) Queue(_ context.Context, ev audit.Event) error  { return f(ev) }

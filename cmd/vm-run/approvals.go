@@ -329,20 +329,12 @@ const noTerminalHint = "run `vm-run approvals approve ID` yourself, in a termina
 
 func (c approvalsApproveCmd) Run(stdout io.Writer) error {
 	// The terminal first: without one nothing is asked of any vm-run.
-	tty, err := os.OpenFile("/dev/tty", os.O_RDWR|unix.O_NOCTTY, 0)
+	tty, err := openTerminal("approving", noTerminalHint) // terminal.go
 	if err != nil {
-		return &hintError{err: fmt.Errorf("approving needs a terminal: %w", err), hint: noTerminalHint}
+		return err
 	}
 	defer tty.Close()
 	fd := int(tty.Fd())
-	fg, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP)
-	if err != nil {
-		return &hintError{err: fmt.Errorf("approving needs a terminal: /dev/tty: %w", &os.SyscallError{Syscall: "ioctl TIOCGPGRP", Err: err}), hint: noTerminalHint}
-	}
-	if fg != unix.Getpgrp() {
-		return &hintError{err: fmt.Errorf("approving needs the terminal's foreground: vm-run approvals runs in the background (process group %d, the terminal's is %d)", unix.Getpgrp(), fg),
-			hint: "run it in the foreground: " + noTerminalHint}
-	}
 
 	ctx, stop := signalContext()
 	defer stop()
@@ -415,6 +407,9 @@ func showQuestion(w io.Writer, pid int, q approval.Question, scope string) {
 	}
 	for _, p := range q.Paths {
 		fmt.Fprintf(w, "  path      %s\n", textsafe.Escape(p))
+	}
+	for _, h := range q.Hidden {
+		fmt.Fprintf(w, "  HIDDEN    %s: shown only as a hash (its name says secret); approve only if you know what it holds\n", textsafe.Escape(h))
 	}
 	fmt.Fprintf(w, "  rule      %s: %s\n", textsafe.Escape(q.Rule), textsafe.Escape(q.Reason))
 	if scope == audit.ScopeTTL {

@@ -75,3 +75,14 @@ func asksAnything(p *profiles.Profile) bool {
 	}
 	return false
 }
+
+// approvalsDir is the approvals directory (sockets, remembered grants of
+// secrets), for the sandbox's Protect list; none when it cannot be made,
+// and then nothing is kept there.
+func approvalsDir() []string {
+	dir, err := approval.Dir()
+	if err != nil {
+		return nil
+	}
+	return []string{dir}
+}

@@ -25,15 +25,18 @@ import (
 // asks a person before echo, with the official Go SDK's client as the
 // person: its elicitation handler answers vm-run's questions. It covers
 // approve once, approve for the rule's ttl (the same call not asked
-// again, another asked), deny, a ping answered while a call waits, and a
-// call cancelled while it waits; the server sees only approved calls.
+// again), deny, decline, a question no one answers (denied at its
+// timeout), a ping answered while a call waits, and a call cancelled
+// while it waits; the server sees only approved calls.
 func TestE2EAsk(t *testing.T) {
 	e := setupE2E(t)
 	b := newBox(t)
 	prof := e.profile(t, b, "e2e-ask", "", "")
 	pol := b.config(t, "ask-policy.yaml", `rules:
-  - id: e2e-tools
-    allow: [get-tiny-image]
+  - id: ask-sum
+    reason: nobody answers this one
+    ask: [get-sum]
+    timeout: 1s
   - id: ask-echo
     reason: echo sends text out
     ask: [echo]
@@ -45,6 +48,12 @@ func TestE2EAsk(t *testing.T) {
 	pinged := make(chan error, 1)
 	opts := &mcp.ClientOptions{
 		ElicitationHandler: func(ctx context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+			if strings.Contains(req.Params.Message, "get-sum") {
+				// No one answers: vm-run withdraws the question at its
+				// timeout.
+				<-ctx.Done()
+				return nil, ctx.Err()
+			}
 			asked.Add(1)
 			if !strings.Contains(req.Params.Message, `"echo"`) || !strings.Contains(req.Params.Message, "ask-echo") {
 				t.Errorf("question %q does not name the tool and the rule", req.Params.Message)
@@ -82,6 +91,8 @@ func TestE2EAsk(t *testing.T) {
 	answers <- "decline"
 	s.wantDenied(t, "echo", map[string]any{"message": "declined"}, "ask-echo")
 
+	s.wantDenied(t, "get-sum", map[string]any{"a": 1, "b": 2}, "ask-sum")
+
 	answers <- "approve_ttl"
 	s.wantAllowed(t, "echo", map[string]any{"message": "ttl"})
 	before := asked.Load()
@@ -112,6 +123,7 @@ func TestE2EAsk(t *testing.T) {
 		"approval_requested echo", "approval_granted echo elicitation once",
 		"approval_requested echo", "approval_denied elicitation",
 		"approval_requested echo", "approval_denied elicitation",
+		"approval_requested get-sum", "approval_expired timeout",
 		"approval_requested echo", "approval_granted echo elicitation ttl",
 		"approval_granted echo remembered ttl",
 		"approval_requested echo", "approval_expired cancelled",
@@ -188,11 +200,7 @@ func TestE2EAskTypeScriptSDK(t *testing.T) {
 // it shows; the ledger names that process as who answered.
 func TestE2EAskCLI(t *testing.T) {
 	e := setupE2E(t)
-	rt := filepath.Join(t.TempDir(), "runtime")
-	if err := os.Mkdir(rt, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("XDG_RUNTIME_DIR", rt)
+	privateRuntimeDir(t)
 	b := newBox(t)
 	prof := e.profile(t, b, "e2e-ask-cli", "", "")
 	pol := b.config(t, "ask-policy.yaml", "rules:\n  - id: ask-echo\n    ask: [echo]\n")
@@ -207,31 +215,126 @@ func TestE2EAskCLI(t *testing.T) {
 		}
 		res <- text(r)
 	}()
-	var id string
-	for id == "" {
-		out, err := exec.Command(e.bin, "approvals", "list", "--json").Output()
+	id := waitForQuestion(t, e.bin, "echo", func() {
+		select {
+		case got := <-res:
+			t.Fatalf("echo answered %q before anyone approved it\nvm-run stderr:\n%s", got, s.stderr)
+		default:
+		}
+	})
+	pid := approveAtTerminal(t, e.bin, id)
+	if got := <-res; !strings.Contains(got, "by the cli") {
+		t.Errorf("echo = %q, want the message back once approved", got)
+	}
+	s.close(t)
+	want := []string{"approval_requested echo", "approval_granted echo cli once"}
+	if got := approvalRecords(t, s.ledger); !slices.Equal(got, want) {
+		t.Errorf("approval records = %v, want %v", got, want)
+	}
+	by := fmt.Sprintf("uid=%d pid=%d", os.Geteuid(), pid)
+	found := false
+	eachRecord(t, s.ledger, func(event string, data json.RawMessage) {
+		found = found || event == "approval_granted" && strings.Contains(string(data), by)
+	})
+	if !found {
+		t.Errorf("the grant does not name %s as who answered", by)
+	}
+}
+
+// TestE2ESecretApprovedAtTerminal: a secret under approve: ask holds the
+// server's start until a person approves at a terminal; the server then
+// starts with it.
+func TestE2ESecretApprovedAtTerminal(t *testing.T) {
+	e := setupE2E(t)
+	privateRuntimeDir(t)
+	b := newBox(t)
+	file := b.secretFile(t, "token", e2eFileSecret, 0o600)
+	prof := e.profile(t, b, "e2e-secret-ask", "", fmt.Sprintf(
+		"secrets:\n  github: {file: %q, approve: ask}\nenv:\n  set:\n    GITHUB_TOKEN: ${secret:github}\n", file))
+	ledger := filepath.Join(b.cfg, "ledger.jsonl")
+	// The server starts, finds its input at its end, and exits.
+	cmd := exec.Command(e.bin, "--profile", prof, "--workspace", b.ws, "--ledger", ledger, "--", "node", e.server("server-everything"), "stdio")
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	id := waitForQuestion(t, e.bin, "github", func() {
+		select {
+		case err := <-done:
+			t.Fatalf("vm-run ended (%v) before the secret was approved:\n%s", err, stderr.String())
+		default:
+		}
+	})
+	approveAtTerminal(t, e.bin, id)
+	if err := <-done; err != nil {
+		t.Fatalf("vm-run after approval: %v\n%s", err, stderr.String())
+	}
+	var provided bool
+	eachRecord(t, ledger, func(event string, data json.RawMessage) {
+		provided = provided || event == "secret_provided" && strings.Contains(string(data), `"github"`)
+	})
+	want := []string{"approval_requested github", "approval_granted github cli once"}
+	if got := approvalRecords(t, ledger); !slices.Equal(got, want) || !provided {
+		t.Errorf("approval records = %v (secret_provided: %v), want %v and the secret provided", got, provided, want)
+	}
+}
+
+// privateRuntimeDir gives the test, and the vm-run commands it runs, a
+// runtime directory of its own for the approval sockets.
+func privateRuntimeDir(t *testing.T) {
+	t.Helper()
+	rt := filepath.Join(t.TempDir(), "runtime")
+	if err := os.Mkdir(rt, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("XDG_RUNTIME_DIR", rt)
+}
+
+// waitForQuestion polls `vm-run approvals list` until a question about
+// name waits, calling check between polls (it fails the test when what
+// waits has ended), and returns its ID.
+func waitForQuestion(t *testing.T, bin, name string, check func()) string {
+	t.Helper()
+	for {
+		out, err := exec.Command(bin, "approvals", "list", "--json").Output()
 		var ls []listed
 		if err != nil || json.Unmarshal(out, &ls) != nil {
 			t.Fatalf("approvals list --json = %s, %v", out, err)
 		}
 		for _, l := range ls {
-			if l.Question.Name == "echo" && l.Question.Rule == "ask-echo" {
-				id = l.Question.ID
+			if l.Question.Name == name {
+				return l.Question.ID
 			}
 		}
-		select {
-		case got := <-res:
-			t.Fatalf("echo answered %q before anyone approved it\nvm-run stderr:\n%s", got, s.stderr)
-		case <-time.After(20 * time.Millisecond):
-		}
+		check()
+		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// approveAtTerminal approves question id as a person does: `vm-run
+// approvals approve` on a terminal of its own, the code it shows typed
+// back. It returns the approving process's pid.
+func approveAtTerminal(t *testing.T, bin, id string) int {
+	t.Helper()
+	cmd := exec.Command(bin, "approvals", "approve", id)
+	typeCodeAtTerminal(t, cmd)
+	return cmd.Process.Pid
+}
+
+// typeCodeAtTerminal runs cmd on a terminal of its own, as a person does,
+// and types back the code it shows; it fails the test unless cmd then
+// succeeds.
+func typeCodeAtTerminal(t *testing.T, cmd *exec.Cmd) string {
+	t.Helper()
 	master, slave := openPTY(t)
 	tty, err := os.OpenFile(slave, os.O_RDWR|unix.O_NOCTTY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tty.Close()
-	cmd := exec.Command(e.bin, "approvals", "approve", id)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	if err := cmd.Start(); err != nil {
@@ -244,24 +347,10 @@ func TestE2EAskCLI(t *testing.T) {
 	}
 	fmt.Fprintf(master, "%s\n", code[:6])
 	if err := cmd.Wait(); err != nil {
-		t.Fatalf("approve at a terminal: %v", err)
+		t.Fatalf("%v at a terminal: %v", cmd.Args, err)
 	}
-	if got := <-res; !strings.Contains(got, "by the cli") {
-		t.Errorf("echo = %q, want the message back once approved", got)
-	}
-	s.close(t)
-	want := []string{"approval_requested echo", "approval_granted echo cli once"}
-	if got := approvalRecords(t, s.ledger); !slices.Equal(got, want) {
-		t.Errorf("approval records = %v, want %v", got, want)
-	}
-	by := fmt.Sprintf("uid=%d pid=%d", os.Geteuid(), cmd.Process.Pid)
-	found := false
-	eachRecord(t, s.ledger, func(event string, data json.RawMessage) {
-		found = found || event == "approval_granted" && strings.Contains(string(data), by)
-	})
-	if !found {
-		t.Errorf("the grant does not name %s as who answered", by)
-	}
+	tty.Close() // the terminal ends with the test's copy of its slave
+	return shown + readUntil(t, master, "")
 }
 
 // stderrOf returns what a failed command wrote to its standard error.

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/vm-run/vm-run/audit"
@@ -121,8 +122,19 @@ func TestE2EPins(t *testing.T) {
 	if out := cli("show", "echo"); !strings.Contains(out, "changed:  description") || !strings.Contains(out, current) {
 		t.Errorf("vm-run pins show echo:\n%s\nwant the change and the hash last seen", out)
 	}
-	if out := cli("accept", "echo"); !strings.Contains(out, "accepted echo") {
-		t.Errorf("vm-run pins accept echo:\n%s\nwant it to say what it accepted", out)
+	// A tool shell cannot accept: the server's new description may ask
+	// the agent to run this very command.
+	accept := exec.Command(e.bin, "pins", "accept", "echo", "--profile", prof, "--")
+	accept.Args = append(accept.Args, server...)
+	accept.Env = env
+	accept.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if out, err := accept.CombinedOutput(); exitCodeOf(err) != 125 || !strings.Contains(string(out), "needs a terminal") {
+		t.Errorf("vm-run pins accept without a terminal = %v\n%s\nwant exit 125: it needs a terminal", err, out)
+	}
+	accept = exec.Command(e.bin, accept.Args[1:]...)
+	accept.Env = env
+	if out := typeCodeAtTerminal(t, accept); !strings.Contains(out, "accepted echo") {
+		t.Errorf("vm-run pins accept echo at a terminal:\n%s\nwant it to say what it accepted", out)
 	}
 
 	s = e.start(t, b, run)

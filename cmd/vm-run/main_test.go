@@ -63,8 +63,16 @@ func TestScripts(t *testing.T) {
 			}
 			env.Setenv("LEDGERS", ledgers)
 			env.Setenv("VMRUN_LEDGER", filepath.Join(ledgers, "ledger.jsonl"))
-			// And its own pin store (testscript's HOME is /no-home).
+			// And its own pin store (testscript's HOME is /no-home), and
+			// its own runtime directory for the approval sockets: the
+			// default beneath TMPDIR, which testscript puts in the work
+			// dir, would be in the sandbox's reach, and is refused.
 			env.Setenv("XDG_STATE_HOME", filepath.Join(ledgers, "state"))
+			rt := filepath.Join(ledgers, "runtime")
+			if err := os.Mkdir(rt, 0o700); err != nil {
+				return err
+			}
+			env.Setenv("XDG_RUNTIME_DIR", rt)
 			// The sandbox runs as nobody when the tests run as root; let it
 			// into the work dir the way a real workspace would be shared.
 			return searchable(env.WorkDir)

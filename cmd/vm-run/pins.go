@@ -89,18 +89,29 @@ func pinsDir() []string {
 	return []string{dir}
 }
 
-// pinsReachable rewords the sandbox's refusal of a profile that grants
-// the pin store, which it words for the ledger.
-func pinsReachable(err error) error {
+// storeReachable rewords the sandbox's refusal of a profile that grants
+// the pin store or the approvals directory, which it words for the ledger.
+func storeReachable(err error) error {
 	var se *sandbox.SetupError
-	dirs := pinsDir()
-	if len(dirs) == 0 || !errors.As(err, &se) || !strings.Contains(se.Msg, strconv.Quote(dirs[0])) {
+	if !errors.As(err, &se) {
 		return err
 	}
-	out := *se
-	out.Msg = strings.Replace(se.Msg, "the ledger", "the pin store", 1)
-	out.Hint = "keep the pin store outside every path the profile grants (XDG_STATE_HOME moves it to $XDG_STATE_HOME/vm-run/pins)"
-	return &out
+	for _, s := range []struct {
+		dirs       []string
+		name, hint string
+	}{
+		{pinsDir(), "the pin store", "keep the pin store outside every path the profile grants (XDG_STATE_HOME moves it to $XDG_STATE_HOME/vm-run/pins)"},
+		{approvalsDir(), "the approvals directory", "keep the runtime directory outside every path the profile grants (it is $XDG_RUNTIME_DIR, else /run/user/UID)"},
+	} {
+		if len(s.dirs) == 0 || !strings.Contains(se.Msg, strconv.Quote(s.dirs[0])) {
+			continue
+		}
+		out := *se
+		out.Msg = strings.Replace(se.Msg, "the ledger", s.name, 1)
+		out.Hint = s.hint
+		return &out
+	}
+	return err
 }
 
 // openPins opens the pins of a run before it starts: a pin file vm-run
@@ -291,12 +302,18 @@ func (c *pinsAcceptCmd) Run(kctx *kong.Context, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if _, err := loadPins(store, key); err != nil {
+	pf, err := loadPins(store, key)
+	if err != nil {
 		return err
 	}
 	var names []string
 	if !c.All {
 		names = []string{c.Tool}
+	}
+	// Accepting makes a new definition trusted in every later session:
+	// a person at a terminal decides it, never a tool shell (terminal.go).
+	if err := confirmAccept(pf, names, key); err != nil {
+		return err
 	}
 	done, err := store.Accept(key, names)
 	if errors.Is(err, pins.ErrNothingToAccept) {
@@ -343,4 +360,36 @@ func quoteArgv(argv []string) string {
 		}
 	}
 	return strings.Join(out, " ")
+}
+
+// confirmAccept shows on the terminal what accepting would trust, and
+// returns nil only when the person there types back the code shown.
+func confirmAccept(pf *pins.File, names []string, key pins.Key) error {
+	hint := "run `" + key.Command("accept") + " TOOL` yourself, in a terminal: an agent's tool shell cannot accept a changed definition"
+	tty, err := openTerminal("accepting a changed tool definition", hint)
+	if err != nil {
+		return err
+	}
+	defer tty.Close()
+	n := 0
+	for name, p := range pf.Tools {
+		if p.Seen == nil || (len(names) > 0 && !slices.Contains(names, name)) {
+			continue
+		}
+		n++
+		fmt.Fprintf(tty, "accept the new definition of %s: pin %s -> %s\n", printable(name), short(p.SHA256), short(p.Seen.SHA256))
+		fmt.Fprintf(tty, "  review it first with: %s\n", key.Command("show", name))
+	}
+	if n == 0 {
+		return nil // Accept says there is nothing to accept
+	}
+	ok, err := askCode(tty, newCode(), "To trust it from now on")
+	if err != nil {
+		return err
+	}
+	if !ok {
+		fmt.Fprintf(tty, "Not accepted: that is not the code.\n")
+		return fmt.Errorf("nothing accepted: the code typed is not the one shown")
+	}
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -314,10 +315,12 @@ func (r *runCmd) load(ws string, who ids) (*launch, error) {
 		PassEnv:     r.PassEnv,
 		UID:         who.uid,
 		GID:         who.gid,
-		Protect:     append([]string{ledger}, pinsDir()...),
+		// The sandbox reaches none of what vm-run trusts: the ledger, the
+		// pins, the approval sockets and remembered grants.
+		Protect: slices.Concat([]string{ledger}, pinsDir(), approvalsDir()),
 	})
 	if err != nil {
-		return nil, pinsReachable(err)
+		return nil, storeReachable(err)
 	}
 	return &launch{profile: p, spec: spec, workspace: ws, ledgerPath: ledger}, nil
 }

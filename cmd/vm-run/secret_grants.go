@@ -27,7 +27,17 @@ import (
 func (sl *secretLaunch) approve(ctx context.Context, name string, s profiles.Secret, sum string) error {
 	rule := "secret:" + name
 	ttl := time.Duration(s.TTL) * time.Second
-	key := grantKey(sl.profile.Name, name, sum)
+	// The grant is for this profile (its file, when given by path) and
+	// this server command, as a pin is: the question named them.
+	profile := sl.profileArg
+	if profile == "" {
+		profile = sl.profile.Name
+	}
+	pk, err := pinKey(profile, sl.argv)
+	if err != nil {
+		return err
+	}
+	key := grantKey(pk.ID(), name, sum)
 	if ttl > 0 {
 		if sl.grants == nil {
 			g, err := openGrants()
@@ -36,7 +46,7 @@ func (sl *secretLaunch) approve(ctx context.Context, name string, s profiles.Sec
 			}
 			sl.grants = g
 		}
-		if g, ok, err := sl.grants.find(key, time.Now()); err != nil {
+		if g, ok, err := sl.grants.find(key, time.Now(), ttl); err != nil {
 			return err
 		} else if ok {
 			return sl.log(ctx, audit.ApprovalGranted{ID: approval.NewID(), Channel: audit.ChannelRemembered, By: g.ID,
@@ -116,11 +126,12 @@ func (sl *secretLaunch) log(ctx context.Context, ev audit.Event) error {
 	return nil
 }
 
-// grantKey names a grant: the profile, the secret and the value's SHA-256,
-// hashed together, so that a grant ends when the value changes and the
-// file says nothing of which profiles hold which secrets.
-func grantKey(profile, name, sum string) string {
-	h := sha256.Sum256([]byte(profile + "\x00" + name + "\x00" + sum))
+// grantKey names a grant: the profile and server command (as a pin key's
+// ID), the secret and the value's SHA-256, hashed together, so that a
+// grant ends when the value changes, covers no other server, and the file
+// says nothing of which profiles hold which secrets.
+func grantKey(server, name, sum string) string {
+	h := sha256.Sum256([]byte(server + "\x00" + name + "\x00" + sum))
 	return hex.EncodeToString(h[:])
 }
 
@@ -153,12 +164,16 @@ func openGrants() (*grantStore, error) {
 	return &grantStore{path: filepath.Join(dir, "secret-grants.json")}, nil
 }
 
-func (g *grantStore) find(key string, now time.Time) (grant, bool, error) {
+// find returns the grant for key still running at now. A grant is
+// believed only as far as the profile's ttl reaches today: an expiry later
+// than now+ttl (a ttl since shortened, or a file tampered with) does not
+// count.
+func (g *grantStore) find(key string, now time.Time, ttl time.Duration) (grant, bool, error) {
 	var found grant
 	var ok bool
 	err := g.update(func(gs []grant) []grant {
 		for _, x := range gs {
-			if x.Key == key && x.Expires.After(now) {
+			if x.Key == key && x.Expires.After(now) && !x.Expires.After(now.Add(ttl)) {
 				found, ok = x, true
 			}
 		}

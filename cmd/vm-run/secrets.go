@@ -44,9 +44,12 @@ const secretAskTimeout = 120 * time.Second
 // secretLaunch is what handing over the secrets needs from the run.
 type secretLaunch struct {
 	profile *profiles.Profile
-	spec    *sandbox.Spec
-	argv    []string
-	ledger  *audit.Ledger
+	// profileArg is the profile as the command line gave it (a name or a
+	// file); "" means the profile's name.
+	profileArg string
+	spec       *sandbox.Spec
+	argv       []string
+	ledger     *audit.Ledger
 	// approver asks a person about secrets under approve: ask; nil: no
 	// channel, and such a profile does not start.
 	approver approval.Approver
@@ -65,7 +68,7 @@ func (r *runCmd) handSecrets(l *launch, pending *sandbox.Pending, sess *session)
 	if len(l.profile.Secrets) == 0 {
 		return nil
 	}
-	sl := &secretLaunch{profile: l.profile, spec: l.spec, argv: r.Cmd, ledger: sess.ledger,
+	sl := &secretLaunch{profile: l.profile, profileArg: r.Profile, spec: l.spec, argv: r.Cmd, ledger: sess.ledger,
 		approver: r.approver, noProxy: r.NoProxy, stderr: os.Stderr}
 	scrubber, err := sl.provide(context.Background())
 	if err != nil {

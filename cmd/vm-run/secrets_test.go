@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -185,6 +187,17 @@ func TestSecretGrantTTL(t *testing.T) {
 	if len(f.asked) != 1 {
 		t.Errorf("asked %d times, want once: the grant holds for its ttl", len(f.asked))
 	}
+	// Another server command under the same profile is asked again: the
+	// grant was for the server the question named.
+	sl3 := *sl
+	sl3.spec = &sandbox.Spec{Env: slices.Clone(sl.spec.Env)}
+	sl3.grants, sl3.argv = nil, []string{"another-server"}
+	if _, err := sl3.provide(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.asked) != 2 {
+		t.Errorf("asked %d times, want twice: a grant covers only the server it was asked for", len(f.asked))
+	}
 	sl.ledger.Close()
 	data, _ := os.ReadFile(ledger)
 	if !strings.Contains(string(data), `"channel":"remembered"`) {
@@ -200,12 +213,22 @@ func TestSecretGrantTTL(t *testing.T) {
 	}
 	// Another value is another grant.
 	g := &grantStore{path: filepath.Join(dir, "secret-grants.json")}
-	if _, ok, err := g.find(grantKey(sl.profile.Name, "github", "0000"), time.Now()); ok || err != nil {
+	pk, _ := pinKey(sl.profile.Name, sl.argv)
+	if _, ok, err := g.find(grantKey(pk.ID(), "github", "0000"), time.Now(), time.Hour); ok || err != nil {
 		t.Errorf("find for another value = %v, %v; want none", ok, err)
+	}
+	// An expiry beyond what today's ttl allows is not believed.
+	sum := sha256.Sum256([]byte(unitSecret))
+	key := grantKey(pk.ID(), "github", hex.EncodeToString(sum[:]))
+	if _, ok, err := g.find(key, time.Now(), time.Hour); !ok || err != nil {
+		t.Errorf("find of the grant = %v, %v; want it", ok, err)
+	}
+	if _, ok, err := g.find(key, time.Now(), time.Minute); ok || err != nil {
+		t.Errorf("find with a ttl of a minute = %v, %v; want a grant of an hour not believed", ok, err)
 	}
 	// A grant file open to others is refused.
 	os.Chmod(filepath.Join(dir, "secret-grants.json"), 0o644)
-	if _, _, err := g.find("x", time.Now()); err == nil || !strings.Contains(err.Error(), "open to others") {
+	if _, _, err := g.find("x", time.Now(), time.Hour); err == nil || !strings.Contains(err.Error(), "open to others") {
 		t.Errorf("find in a file of mode 0644 = %v, want it refused", err)
 	}
 }

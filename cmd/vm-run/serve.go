@@ -111,8 +111,17 @@ func serve(pending *sandbox.Pending, spec *sandbox.Spec, net sandbox.Network, pi
 	}()
 	stderrDone := make(chan struct{})
 	go func() {
-		io.Copy(os.Stderr, pipes.errR)
-		close(stderrDone)
+		defer close(stderrDone)
+		if cfg.Scrubber == nil {
+			io.Copy(os.Stderr, pipes.errR)
+			return
+		}
+		// The server's stderr ends in the client's logs: scrubbed as its
+		// messages are, and once that fails, drained unseen.
+		if err := proxy.ScrubStream(context.Background(), os.Stderr, pipes.errR, cfg.Scrubber, cfg.Recorder); err != nil {
+			fmt.Fprintf(os.Stderr, "vm-run: the server's stderr: %v; the rest is discarded\n", err)
+			io.Copy(io.Discard, pipes.errR)
+		}
 	}()
 
 	ctx, cancel := context.WithCancel(context.Background())

@@ -33,6 +33,10 @@ type Question struct {
 	Args any `json:"args,omitempty"`
 	// Paths are the paths the call really leads to.
 	Paths []string `json:"paths,omitempty"`
+	// Hidden names the argument members shown only as a hash because
+	// their keys name secrets (audit.DefaultRedactKeys): what the person
+	// cannot see. Every channel must say so next to the choice.
+	Hidden []string `json:"hidden,omitempty"`
 	// Rule and Reason are the ask rule's id and reason.
 	Rule   string `json:"rule,omitempty"`
 	Reason string `json:"reason,omitempty"`
