@@ -141,7 +141,9 @@ func TestE2EAsk(t *testing.T) {
 // TypeScript SDK's client (testdata/askclient), which declares elicitation
 // and answers them as a person would: approve once, deny, approve for the
 // rule's ttl, the same call again (not asked), the same call once the ttl
-// has passed (asked again), decline.
+// has passed (asked again), decline, a ping while a call waits, a question
+// no one answers (withdrawn and denied at its timeout) and a call the
+// client cancels while it waits (the question withdrawn).
 func TestE2EAskTypeScriptSDK(t *testing.T) {
 	e := setupE2E(t)
 	if _, err := exec.LookPath("node"); err != nil {
@@ -149,22 +151,22 @@ func TestE2EAskTypeScriptSDK(t *testing.T) {
 	}
 	b := newBox(t)
 	prof := e.profile(t, b, "e2e-ask-ts", "", "")
-	pol := b.config(t, "ask-policy.yaml", "rules:\n  - id: ask-echo\n    ask: [echo]\n    ttl: 3s\n")
+	pol := b.config(t, "ask-policy.yaml", "rules:\n  - id: ask-echo\n    ask: [echo]\n    ttl: 3s\n    timeout: 2s\n")
 	ledger := filepath.Join(b.cfg, "ledger.jsonl")
 	client, err := filepath.Abs("testdata/askclient/client.mjs")
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := []string{client, filepath.Join(e.modules, "@modelcontextprotocol", "sdk"), "echo", "approve_once,deny,approve_ttl,none,sleep:3100,again,decline", "--",
+	args := []string{client, filepath.Join(e.modules, "@modelcontextprotocol", "sdk"), "echo", "approve_once,deny,approve_ttl,none,sleep:3100,again,decline,ping,ignore,cancel", "--",
 		e.bin, "--profile", prof, "--policy", pol, "--workspace", b.ws, "--ledger", ledger, "--", "node", e.server("server-everything"), "stdio"}
 	out, err := exec.CommandContext(t.Context(), "node", args...).Output()
 	if err != nil {
 		t.Fatalf("askclient: %v\n%s", err, stderrOf(err))
 	}
 	type call struct {
-		Answer, Text, Question string
-		Asked                  int
-		IsError                bool
+		Answer, Text, Question                string
+		Asked                                 int
+		IsError, Withdrawn, Pinged, Cancelled bool
 	}
 	var calls []call
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
@@ -177,7 +179,7 @@ func TestE2EAskTypeScriptSDK(t *testing.T) {
 	want := []struct {
 		asked   int
 		allowed bool
-	}{{1, true}, {1, false}, {1, true}, {0, true}, {1, true}, {1, false}}
+	}{{1, true}, {1, false}, {1, true}, {0, true}, {1, true}, {1, false}, {1, true}, {1, false}, {1, false}}
 	if len(calls) != len(want) {
 		t.Fatalf("askclient made %d calls, want %d:\n%s", len(calls), len(want), out)
 	}
@@ -189,8 +191,22 @@ func TestE2EAskTypeScriptSDK(t *testing.T) {
 			t.Errorf("call %d: question %q does not name the rule", i, c.Question)
 		}
 	}
-	if n := countOutcomes(t, ledger, "echo"); n != 4 {
-		t.Errorf("%d echo calls reached the server, want the 4 approved", n)
+	last := calls[len(calls)-3:]
+	if !last[0].Pinged {
+		t.Errorf("the ping while a call waited for approval did not come back")
+	}
+	if !last[1].Withdrawn || !strings.Contains(last[1].Text, "timeout") {
+		t.Errorf("unanswered question: withdrawn %v, answer %q; want it withdrawn and the call denied at its timeout", last[1].Withdrawn, last[1].Text)
+	}
+	if !last[2].Cancelled || !last[2].Withdrawn {
+		t.Errorf("cancelled call: cancelled %v, question withdrawn %v; want both", last[2].Cancelled, last[2].Withdrawn)
+	}
+	if n := countOutcomes(t, ledger, "echo"); n != 5 {
+		t.Errorf("%d echo calls reached the server, want the 5 approved", n)
+	}
+	got := approvalRecords(t, ledger)
+	if len(got) < 2 || got[len(got)-3] != "approval_expired timeout" || got[len(got)-1] != "approval_expired cancelled" {
+		t.Errorf("approval records end %v, want the timeout and the cancellation recorded", got)
 	}
 }
 
