@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -359,6 +361,50 @@ func TestQuestionShowsWhatItHides(t *testing.T) {
 	if msg := q["message"].(string); !strings.Contains(msg, "HIDDEN from you") || !strings.Contains(msg, "opts.tokenized_cmd") {
 		t.Errorf("question %q does not say what it hides", msg)
 	}
+}
+
+// TestAskLinkSwappedUnderTheQuestion: the person approves a write to
+// docs/x.md; while the question waited, docs became a link to src. The
+// call is judged again when approved, leads elsewhere, and is denied: the
+// person approved where it led then, not where it leads now.
+func TestAskLinkSwappedUnderTheQuestion(t *testing.T) {
+	ws, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"docs", "src"} {
+		if err := os.Mkdir(filepath.Join(ws, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pol, err := parsePolicy([]byte("default_action: allow\nrules:\n  - id: ask-docs\n    ask: [\"write(docs/**)\"]\n"), "ask.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := startHarness(t, Config{Policy: pol, Workspace: ws})
+	h.initialize(true)
+	h.client(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"write_file","arguments":{"path":"docs/x.md","content":"hi"}}}`)
+	id, msg := h.question()
+	if !strings.Contains(msg, "docs/x.md") {
+		t.Errorf("question %q does not say where the call leads", msg)
+	}
+	if err := os.Rename(filepath.Join(ws, "docs"), filepath.Join(ws, "docs.old")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("src", filepath.Join(ws, "docs")); err != nil {
+		t.Fatal(err)
+	}
+	h.answer(id, "accept", choiceOnce)
+	h.client(`{"jsonrpc":"2.0","id":2,"method":"ping"}`)
+	if got := h.serverGot(); !strings.Contains(got, `"ping"`) {
+		t.Fatalf("server got %s, want only the ping: the call leads elsewhere now", got)
+	}
+	h.server(`{"jsonrpc":"2.0","id":2,"result":{}}`)
+	got := h.clientGot() + h.clientGot()
+	if !strings.Contains(got, "changed while it waited for approval") {
+		t.Errorf("client got %s, want a denial: the call leads elsewhere now", got)
+	}
+	h.finish()
 }
 
 func TestParseElicitReply(t *testing.T) {
