@@ -47,8 +47,10 @@
 //
 // # Refusals
 //
-// Every request is checked first for its Origin ("Security Warning": one
-// not in Config.AllowedOrigins gets 403, against DNS rebinding) and then by
+// Every request is checked first for its Host (one not in
+// Config.AllowedHosts, when set, gets 403) and its Origin ("Security
+// Warning": one not in Config.AllowedOrigins gets 403; both against DNS
+// rebinding) and then by
 // the [Authorizer] (401 or 403 with no detail). Then, per "Streamable
 // HTTP": a method other than POST, GET and DELETE gets 405; a request
 // other than initialize without Mcp-Session-Id gets 400, with an unknown or

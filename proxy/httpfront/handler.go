@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -96,6 +97,12 @@ type Config struct {
 	// validate the Origin header on all incoming connections"); one
 	// without Origin (no browser) is admitted.
 	AllowedOrigins []string
+	// AllowedHosts, when set, lists the host names (without port,
+	// compared without case) a request's Host may name: a page that
+	// rebinds its own name to 127.0.0.1 then still sends its own name,
+	// and gets 403, whatever its Origin. A front on a loopback address
+	// lists "localhost", "127.0.0.1" and "::1"; empty admits any Host.
+	AllowedHosts []string
 
 	MaxSessions  int           // live sessions; 64. Over it: 503 + Retry-After
 	RetryAfter   time.Duration // the Retry-After of that 503; 5 s
@@ -217,6 +224,10 @@ func (h *Handler) logf(format string, args ...any) {
 // ServeHTTP checks Origin and authorisation for every request, then serves
 // POST, GET and DELETE; anything else gets 405.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if len(h.cfg.AllowedHosts) > 0 && !hostAllowed(r.Host, h.cfg.AllowedHosts) {
+		h.refuse(w, r, http.StatusForbidden, fmt.Errorf("host %q not allowed", r.Host))
+		return
+	}
 	if o := r.Header.Get("Origin"); o != "" && !slices.Contains(h.cfg.AllowedOrigins, o) {
 		h.refuse(w, r, http.StatusForbidden, fmt.Errorf("origin %q not allowed", o))
 		return
@@ -349,4 +360,14 @@ func newID() string {
 	var b [16]byte
 	rand.Read(b[:]) // never fails (crypto/rand)
 	return hex.EncodeToString(b[:])
+}
+
+// hostAllowed reports whether the Host header names one of hosts, port
+// aside.
+func hostAllowed(host string, hosts []string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	return slices.ContainsFunc(hosts, func(a string) bool { return strings.EqualFold(a, host) })
 }

@@ -33,6 +33,10 @@ func do(t *testing.T, f *front, method, session, body string, hdr map[string]str
 		req.Header.Set(HeaderSessionID, session)
 	}
 	for k, v := range hdr {
+		if k == "Host" {
+			req.Host = v
+			continue
+		}
 		req.Header.Set(k, v)
 	}
 	resp, err := f.srv.Client().Do(req)
@@ -64,7 +68,7 @@ func initialize(t *testing.T, f *front) string {
 }
 
 func TestRefusals(t *testing.T) {
-	f := newFront(t, Config{MaxBodyBytes: 1024, AllowedOrigins: []string{"http://localhost:8700"}})
+	f := newFront(t, Config{MaxBodyBytes: 1024, AllowedOrigins: []string{"http://localhost:8700"}, AllowedHosts: []string{"127.0.0.1", "localhost", "::1"}})
 	id := initialize(t, f)
 	list := `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`
 	v := map[string]string{HeaderProtocolVersion: "2025-11-25"}
@@ -80,6 +84,9 @@ func TestRefusals(t *testing.T) {
 		{"allowed origin", "POST", id, list, map[string]string{"Origin": "http://localhost:8700"}, 200},
 		{"bad origin", "POST", id, list, map[string]string{"Origin": "http://evil.example"}, 403},
 		{"bad origin on GET", "GET", id, "", map[string]string{"Origin": "http://evil.example"}, 403},
+		{"allowed host", "POST", id, list, map[string]string{"Host": "LOCALHOST:8700"}, 200},
+		{"allowed IPv6 host", "POST", id, list, map[string]string{"Host": "[::1]:8700"}, 200},
+		{"rebound host", "POST", id, list, map[string]string{"Host": "evil.example:8700"}, 403},
 		{"oversized body", "POST", id, `{"jsonrpc":"2.0","id":3,"method":"x","params":{"p":"` + strings.Repeat("a", 2048) + `"}}`, nil, 413},
 		{"no session id", "POST", "", list, nil, 400},
 		{"unknown session", "POST", "0123", list, nil, 404},
