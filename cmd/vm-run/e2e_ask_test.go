@@ -151,13 +151,13 @@ func TestE2EAskTypeScriptSDK(t *testing.T) {
 	}
 	b := newBox(t)
 	prof := e.profile(t, b, "e2e-ask-ts", "", "")
-	pol := b.config(t, "ask-policy.yaml", "rules:\n  - id: ask-echo\n    ask: [echo]\n    ttl: 3s\n    timeout: 2s\n")
+	pol := b.config(t, "ask-policy.yaml", "rules:\n  - id: ask-echo\n    ask: [echo]\n    ttl: 6s\n    timeout: 4s\n")
 	ledger := filepath.Join(b.cfg, "ledger.jsonl")
 	client, err := filepath.Abs("testdata/askclient/client.mjs")
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := []string{client, filepath.Join(e.modules, "@modelcontextprotocol", "sdk"), "echo", "approve_once,deny,approve_ttl,none,sleep:3100,again,decline,ping,ignore,cancel", "--",
+	args := []string{client, filepath.Join(e.modules, "@modelcontextprotocol", "sdk"), "echo", "approve_once,deny,approve_ttl,none,sleep:6100,again,decline,ping,ignore,cancel", "--",
 		e.bin, "--profile", prof, "--policy", pol, "--workspace", b.ws, "--ledger", ledger, "--", "node", e.server("server-everything"), "stdio"}
 	out, err := exec.CommandContext(t.Context(), "node", args...).Output()
 	if err != nil {

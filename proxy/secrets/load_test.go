@@ -106,7 +106,14 @@ func TestLoadErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.src.Name = "github"
-			got, err := Load(context.Background(), tt.src, opts)
+			o := opts
+			if tt.name != "command hangs" {
+				// Only the hanging command meets the timeout; the others end
+				// on their own, and a loaded machine must not make them
+				// meet it first.
+				o.Timeout = DefaultCommandTimeout
+			}
+			got, err := Load(context.Background(), tt.src, o)
 			var le *LoadError
 			if got != nil || !errors.Is(err, tt.want) || !errors.As(err, &le) {
 				t.Fatalf("Load(%+v) = %q, %v; want a *LoadError wrapping %v", tt.src, got, err, tt.want)
