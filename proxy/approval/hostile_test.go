@@ -56,7 +56,7 @@ func wantClosed(t *testing.T, br *bufio.Reader) {
 // socket: after each, a question is still answered.
 func TestHostileClients(t *testing.T) {
 	lim := defaultLimits
-	lim.conns, lim.idle = 3, 200*time.Millisecond
+	lim.conns, lim.idle = 3, time.Second
 	s := newSocket(t, lim)
 
 	t.Run("garbage, then a request", func(t *testing.T) {

@@ -315,7 +315,7 @@ func TestSessionLimit(t *testing.T) {
 }
 
 func TestIdleTimeout(t *testing.T) {
-	f := newFront(t, Config{IdleTimeout: 100 * time.Millisecond})
+	f := newFront(t, Config{IdleTimeout: 500 * time.Millisecond})
 	cs, err := f.connect(t, clientOpts{version: "2025-11-25"})
 	if err != nil {
 		t.Fatal(err)
