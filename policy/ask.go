@@ -95,6 +95,20 @@ func (p *Policy) AskRule(id string) (AskParams, bool) {
 	return AskParams{}, false
 }
 
+// Asks reports whether the policy may ask a person about a call: an ask
+// rule, or ask as a default.
+func (p *Policy) Asks() bool {
+	if p == nil {
+		return false
+	}
+	for i := range p.Rules {
+		if len(p.Rules[i].Ask) > 0 {
+			return true
+		}
+	}
+	return p.asksByDefault()
+}
+
 func (p *Policy) asksByDefault() bool {
 	if p.DefaultAction == Ask {
 		return true

@@ -219,3 +219,21 @@ func TestAskRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func TestPolicyAsks(t *testing.T) {
+	for _, c := range []struct {
+		p    *Policy
+		want bool
+	}{
+		{nil, false},
+		{&Policy{}, false},
+		{&Policy{DefaultAction: Ask}, true},
+		{&Policy{Defaults: map[Kind]Action{KindTool: Ask}}, true},
+		{&Policy{Rules: []Rule{{ID: "r", Ask: []Matcher{{}}}}}, true},
+		{&Policy{Rules: []Rule{{ID: "r", Allow: []Matcher{{}}}}}, false},
+	} {
+		if got := c.p.Asks(); got != c.want {
+			t.Errorf("%+v.Asks() = %v, want %v", c.p, got, c.want)
+		}
+	}
+}

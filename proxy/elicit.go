@@ -110,17 +110,7 @@ func (p *proxy) questionCancelled(params []byte) bool {
 		return false
 	}
 	key, _ := canonicalID(members["requestId"])
-	p.mu.Lock()
-	e := p.ask.elicit
-	p.mu.Unlock()
-	if e == nil {
-		return true
-	}
-	e.mu.Lock()
-	ch := e.waiting[key]
-	delete(e.waiting, key)
-	e.mu.Unlock()
-	if ch != nil {
+	if ch := p.takeQuestion(key); ch != nil {
 		ch <- marshalLine(struct {
 			JSONRPC string          `json:"jsonrpc"`
 			ID      json.RawMessage `json:"id"`
@@ -136,23 +126,30 @@ func (p *proxy) answered(m *message) bool {
 	if !ourID(m.id) {
 		return false
 	}
-	p.mu.Lock()
-	e := p.ask.elicit
-	p.mu.Unlock()
-	if e == nil {
-		p.logf("client answered unknown request id %s; dropped", m.id)
-		return true
-	}
-	e.mu.Lock()
-	ch := e.waiting[m.idKey]
-	delete(e.waiting, m.idKey)
-	e.mu.Unlock()
+	ch := p.takeQuestion(m.idKey)
 	if ch == nil {
-		p.logf("client answered question %s, which had ended; dropped", m.id)
+		p.logf("client answered question %s, which is not waiting; dropped", m.id)
 		return true
 	}
 	ch <- clone(m.line)
 	return true
+}
+
+// takeQuestion removes the question of vm-run's with the canonical id key
+// from those waiting for the client, and returns the channel its answer
+// goes to; nil when no such question waits.
+func (p *proxy) takeQuestion(key string) chan []byte {
+	p.mu.Lock()
+	e := p.ask.elicit
+	p.mu.Unlock()
+	if e == nil {
+		return nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ch := e.waiting[key]
+	delete(e.waiting, key)
+	return ch
 }
 
 // Ask implements approval.Approver.
@@ -185,9 +182,7 @@ func (e *elicitor) Ask(ctx context.Context, q approval.Question) (approval.Answe
 		a.Channel, a.By = audit.ChannelElicitation, e.by
 		return a, err
 	case <-ctx.Done():
-		e.mu.Lock()
-		delete(e.waiting, key)
-		e.mu.Unlock()
+		e.p.takeQuestion(key)
 		e.p.sendClient(notification("notifications/cancelled", map[string]any{
 			"requestId": json.RawMessage(raw), "reason": "vm-run: the question ended: " + context.Cause(ctx).Error()}))
 		return approval.Answer{}, ctx.Err()

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -141,56 +140,32 @@ const MaxStderrLine = 1 << 20
 // with a note in its place. ScrubStream returns when r ends, with nil, or
 // with the error that stopped it.
 func ScrubStream(ctx context.Context, w io.Writer, r io.Reader, s *secrets.Scrubber, rec Recorder) error {
-	br := bufio.NewReaderSize(r, 64<<10)
-	var line []byte
+	lr := newLineReader(r, MaxStderrLine) // lines.go: an over-long line is discarded as it streams
+	var buf []byte                        // the line written: the reader's slice must not be appended to
 	for {
-		chunk, err := br.ReadSlice('\n')
-		switch {
-		case len(line)+len(chunk) > MaxStderrLine:
-			line = line[:0]
-			if errors.Is(err, bufio.ErrBufferFull) {
-				// Skip to the end of the line.
-				for errors.Is(err, bufio.ErrBufferFull) {
-					_, err = br.ReadSlice('\n')
-				}
-			}
-			fmt.Fprintf(w, "vm-run: a line of the server's stderr over %d bytes was dropped\n", MaxStderrLine)
-			if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
-				return ignoreEOF(err)
-			}
-			continue
-		case errors.Is(err, bufio.ErrBufferFull):
-			line = append(line, chunk...)
-			continue
-		}
-		line = append(line, chunk...)
-		if len(line) > 0 {
-			out, hits := s.Scrub(line)
-			if hits != nil {
-				evs := redactionEvents(hits, "stderr", 0)
-				for _, ev := range evs {
-					if rerr := rec.Record(ctx, ev); rerr != nil {
-						out = []byte("vm-run: a line of the server's stderr held a secret, and the ledger could not record its redaction; dropped\n")
-						break
-					}
-				}
-			}
-			if _, werr := w.Write(out); werr != nil {
-				return werr
-			}
-		}
-		line = line[:0]
+		line, tooLong, err := lr.next()
 		if err != nil {
-			return ignoreEOF(err)
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		if tooLong {
+			fmt.Fprintf(w, "vm-run: a line of the server's stderr over %d bytes was dropped\n", MaxStderrLine)
+			continue
+		}
+		out, hits := s.Scrub(line)
+		for _, ev := range redactionEvents(hits, "stderr", 0) {
+			if rerr := rec.Record(ctx, ev); rerr != nil {
+				out = []byte("vm-run: a line of the server's stderr held a secret, and the ledger could not record its redaction; dropped")
+				break
+			}
+		}
+		buf = append(append(buf[:0], out...), '\n')
+		if _, werr := w.Write(buf); werr != nil {
+			return werr
 		}
 	}
-}
-
-func ignoreEOF(err error) error {
-	if errors.Is(err, io.EOF) {
-		return nil
-	}
-	return err
 }
 
 // redactionEvents turns a message's hits into one audit.SecretRedacted per

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/vm-run/vm-run/internal/textsafe"
-	"github.com/vm-run/vm-run/policy"
 	"github.com/vm-run/vm-run/profiles"
 	"github.com/vm-run/vm-run/proxy/approval"
 )
@@ -29,11 +28,16 @@ func serverName(profile string, argv []string) string {
 // definition changed may need a person under any profile. When it cannot
 // be opened the session goes on without it, and the questions it would
 // have carried are denied (or go to the client, when it can be asked);
-// vm-run says so on w when the profile asks anything itself.
-func openApprovals(p *profiles.Profile, w io.Writer) *approval.Socket {
-	s, err := approval.Listen(approval.Options{Logf: func(format string, args ...any) {
+// vm-run says so on w when the profile asks anything itself. dir is
+// approvalsDir's answer, made once for the launch.
+func openApprovals(p *profiles.Profile, dir []string, w io.Writer) *approval.Socket {
+	o := approval.Options{Logf: func(format string, args ...any) {
 		fmt.Fprintf(w, "vm-run: approvals: "+format+"\n", args...)
-	}})
+	}}
+	if len(dir) > 0 {
+		o.Dir = dir[0]
+	}
+	s, err := approval.Listen(o)
 	if err == nil {
 		return s
 	}
@@ -56,24 +60,7 @@ func asksAnything(p *profiles.Profile) bool {
 			return true
 		}
 	}
-	t := p.Tools
-	if t == nil {
-		return false
-	}
-	if t.DefaultAction == policy.Ask {
-		return true
-	}
-	for _, a := range t.Defaults {
-		if a == policy.Ask {
-			return true
-		}
-	}
-	for _, r := range t.Rules {
-		if len(r.Ask) > 0 {
-			return true
-		}
-	}
-	return false
+	return p.Tools.Asks()
 }
 
 // approvalsDir is the approvals directory (sockets, remembered grants of

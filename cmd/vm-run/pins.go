@@ -128,6 +128,21 @@ func openPins(profile string, argv []string) (*pins.Set, error) {
 	return store.Open(key)
 }
 
+// file opens the pin store and reads the pin file of the key the command
+// line names, which must exist.
+func (k *pinsKey) file() (pins.Key, *pins.Store, *pins.File, error) {
+	key, _, err := k.key(false)
+	if err != nil {
+		return key, nil, nil, err
+	}
+	store, err := openPinStore()
+	if err != nil {
+		return key, nil, nil, err
+	}
+	pf, err := loadPins(store, key)
+	return key, store, pf, err
+}
+
 // loadPins reads the pin file of a key, which must exist.
 func loadPins(store *pins.Store, key pins.Key) (*pins.File, error) {
 	pf, err := store.Load(key)
@@ -205,15 +220,7 @@ type pinsShowCmd struct {
 }
 
 func (c *pinsShowCmd) Run(stdout io.Writer) error {
-	key, _, err := c.key(false)
-	if err != nil {
-		return err
-	}
-	store, err := openPinStore()
-	if err != nil {
-		return err
-	}
-	pf, err := loadPins(store, key)
+	key, store, pf, err := c.file()
 	if err != nil {
 		return err
 	}
@@ -294,15 +301,7 @@ func (c *pinsAcceptCmd) Run(kctx *kong.Context, stdout io.Writer) error {
 	if err := c.validate(); err != nil {
 		return err
 	}
-	key, _, err := c.key(false)
-	if err != nil {
-		return err
-	}
-	store, err := openPinStore()
-	if err != nil {
-		return err
-	}
-	pf, err := loadPins(store, key)
+	key, store, pf, err := c.file()
 	if err != nil {
 		return err
 	}

@@ -123,7 +123,7 @@ func (r *runCmd) Run(stdout io.Writer) error {
 	if err == nil && !r.NoProxy && r.approver == nil {
 		// The approval socket, for the questions the client cannot be
 		// asked (ask.go); open for the whole session.
-		if sock := openApprovals(l.profile, os.Stderr); sock != nil {
+		if sock := openApprovals(l.profile, l.approvals, os.Stderr); sock != nil {
 			defer sock.Close()
 			r.approver = sock
 		}
@@ -257,6 +257,9 @@ type launch struct {
 	workspace  string
 	ledgerPath string
 	scrubber   *secrets.Scrubber // the secrets handed over; nil: none
+	// approvals is the approvals directory, out of the sandbox's reach
+	// (none when it cannot be made: then no socket is opened either).
+	approvals []string
 }
 
 // prepare resolves the workspace, the ids, the profile and the spec.
@@ -306,6 +309,7 @@ func (r *runCmd) load(ws string, who ids) (*launch, error) {
 	if who.private {
 		private = who.home
 	}
+	approvals := approvalsDir()
 	spec, err := sandbox.Build(p, sandbox.Options{
 		PrivateHome: private,
 		Argv:        r.Cmd,
@@ -317,12 +321,12 @@ func (r *runCmd) load(ws string, who ids) (*launch, error) {
 		GID:         who.gid,
 		// The sandbox reaches none of what vm-run trusts: the ledger, the
 		// pins, the approval sockets and remembered grants.
-		Protect: slices.Concat([]string{ledger}, pinsDir(), approvalsDir()),
+		Protect: slices.Concat([]string{ledger}, pinsDir(), approvals),
 	})
 	if err != nil {
 		return nil, storeReachable(err)
 	}
-	return &launch{profile: p, spec: spec, workspace: ws, ledgerPath: ledger}, nil
+	return &launch{profile: p, spec: spec, workspace: ws, ledgerPath: ledger, approvals: approvals}, nil
 }
 
 // workspace resolves the workspace directory. MCP clients often start
