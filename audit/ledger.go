@@ -57,6 +57,9 @@ type Ledger struct {
 	redact   *keyMatcher
 	limit    int
 	overhead int // line bytes besides event name and data, at most
+	// scrub, once set, takes values that must never be stored out of
+	// every record's data (SetScrubber).
+	scrub atomic.Pointer[Scrubber]
 
 	f    ledgerFile
 	now  func() time.Time
@@ -372,10 +375,33 @@ func (l *Ledger) encode(fields any) ([]byte, error) {
 	if len(data) == 0 || data[0] != '{' {
 		return nil, fmt.Errorf("event fields must encode to a JSON object, not %.20q", data)
 	}
-	if !redact {
-		return bytes.Clone(data), nil
+	if redact {
+		if data, err = redactJSON(data, l.redact.norm, l.limit); err != nil {
+			return nil, err
+		}
+	} else {
+		data = bytes.Clone(data)
 	}
-	return redactJSON(data, l.redact.norm, l.limit)
+	if s := l.scrub.Load(); s != nil {
+		data = (*s).Scrub(data)
+	}
+	return data, nil
+}
+
+// Scrubber replaces, in a record's encoded data, values that must never
+// be stored, such as the secrets a session handed to its server, which a
+// client may also send in a call. Scrub returns data itself when it finds
+// nothing; what it puts in a value's place holds no '"' and no '\', so the
+// data stays one JSON object.
+type Scrubber interface {
+	Scrub(data []byte) []byte
+}
+
+// SetScrubber makes every record appended from now on pass through s
+// before it is hashed and written. Records appended earlier are as they
+// were.
+func (l *Ledger) SetScrubber(s Scrubber) {
+	l.scrub.Store(&s)
 }
 
 // encodeBufs holds the buffers encode writes into before it copies the

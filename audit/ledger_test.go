@@ -343,3 +343,49 @@ func TestHandlesInOneProcess(t *testing.T) {
 		t.Fatalf("Verify = %d records, want 401", rep.Records)
 	}
 }
+
+// replaceScrubber replaces one value, as the proxy's secrets scrubber does.
+type replaceScrubber struct{ value, with string }
+
+func (r replaceScrubber) Scrub(data []byte) []byte {
+	return bytes.ReplaceAll(data, []byte(r.value), []byte(r.with))
+}
+
+// TestSetScrubber: once a scrubber is set, a value it knows is stored in no
+// record, wherever in the data it stands, and the ledger still verifies.
+func TestSetScrubber(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.jsonl")
+	l, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const value = "Zq7xK9pLmW3vRt2Y"
+	ctx := context.Background()
+	before := Decision{Tool: "echo", Verdict: VerdictAllow, Args: map[string]any{"message": value}}
+	if _, err := l.Log(ctx, before); err != nil {
+		t.Fatal(err)
+	}
+	l.SetScrubber(replaceScrubber{value, "[redacted: secret s1]"})
+	if _, err := l.Log(ctx, Decision{Tool: "nosuch-" + value, Verdict: VerdictDeny, Args: map[string]any{"message": value}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Log(ctx, Outcome{Seq: 2, Name: value, Status: OutcomeOK}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := bytes.Count(data, []byte(value)); n != 1 {
+		t.Errorf("the value is stored %d times, want once: only in the record appended before the scrubber was set", n)
+	}
+	if n := bytes.Count(data, []byte("[redacted: secret s1]")); n != 3 {
+		t.Errorf("%d redactions stored, want 3", n)
+	}
+	if _, err := Verify(bytes.NewReader(data)); err != nil {
+		t.Errorf("Verify: %v", err)
+	}
+}

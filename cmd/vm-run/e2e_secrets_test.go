@@ -95,6 +95,11 @@ env:
 	if got := s.wantAllowed(t, "echo", map[string]any{"message": "no secret here"}); !strings.Contains(got, "no secret here") {
 		t.Errorf("echo = %q", got)
 	}
+	// A client that sends a value itself: neither the answer nor the
+	// ledger (checked below) holds it.
+	if got := s.wantAllowed(t, "echo", map[string]any{"message": e2eEnvSecret}); strings.Contains(got, e2eEnvSecret) {
+		t.Errorf("echo of a value the client sent = %q, want it redacted", got)
+	}
 	s.close(t)
 
 	data, err := os.ReadFile(s.ledger)

@@ -79,7 +79,18 @@ func (r *runCmd) handSecrets(l *launch, pending *sandbox.Pending, sess *session)
 		return err
 	}
 	l.scrubber = scrubber
+	// A client may send a value too (in a call's arguments, a tool name,
+	// a URI): the ledger stores none.
+	sess.ledger.SetScrubber(ledgerScrubber{scrubber})
 	return nil
+}
+
+// ledgerScrubber lets the ledger scrub records with a secrets.Scrubber.
+type ledgerScrubber struct{ s *secrets.Scrubber }
+
+func (l ledgerScrubber) Scrub(data []byte) []byte {
+	out, _ := l.s.Scrub(data)
+	return out
 }
 
 // provide loads, approves, records and hands over every secret, and
